@@ -39,6 +39,8 @@ EXIT_OK, EXIT_NO, EXIT_USAGE = 0, 1, 2
 
 # A running worker answers a query in milliseconds; past this, no worker is polling.
 QUERY_TIMEOUT = timedelta(seconds=5)
+# An update waits for a worker to run it; this long without one, tell the user to start one.
+NO_WORKER_SECONDS = 10.0
 
 SMALL_ORDER = [
     LineItem("T-SHIRT", 1, CATALOG["T-SHIRT"]),
@@ -184,8 +186,8 @@ def order_from_arguments(args: argparse.Namespace) -> Order:
 
 async def describe_order(
     client: Client, order_id: str
-) -> tuple[WorkflowHandle[Any, Any], WorkflowExecutionDescription]:
-    handle = client.get_workflow_handle(order_id)
+) -> tuple[WorkflowHandle[OrderWorkflow, OrderResult], WorkflowExecutionDescription]:
+    handle = client.get_workflow_handle_for(OrderWorkflow.run, order_id)
     try:
         return handle, await handle.describe()
     except RPCError as err:
@@ -194,7 +196,9 @@ async def describe_order(
         raise
 
 
-async def running_order(client: Client, order_id: str) -> WorkflowHandle[Any, Any]:
+async def running_order(
+    client: Client, order_id: str
+) -> WorkflowHandle[OrderWorkflow, OrderResult]:
     """The order's handle; a one-line error when it does not exist or has finished."""
     handle, description = await describe_order(client, order_id)
     if description.status != WorkflowExecutionStatus.RUNNING:
@@ -206,8 +210,12 @@ async def order_status(handle: WorkflowHandle[Any, Any]) -> OrderStatus | None:
     """The order's status, or None when no worker answers (the order waits for one)."""
     try:
         return await handle.query(OrderWorkflow.get_status, rpc_timeout=QUERY_TIMEOUT)
-    except (RPCError, WorkflowQueryFailedError):
-        return None
+    except RPCError as err:
+        if err.status == RPCStatusCode.DEADLINE_EXCEEDED:
+            return None
+        raise UserError(f"order {handle.id} cannot answer right now: {err.message}") from err
+    except WorkflowQueryFailedError as err:
+        raise UserError(f"order {handle.id} cannot answer right now: {err}") from err
 
 
 def finished(description: WorkflowExecutionDescription) -> str:

@@ -11,6 +11,7 @@ import logging
 import signal
 from datetime import timedelta
 
+from temporalio import activity, workflow
 from temporalio.worker import Worker
 
 from activities import OrderActivities
@@ -46,15 +47,18 @@ def parse_args() -> argparse.Namespace:
 async def main() -> int:
     args = parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
+    # Every message names its order; the SDK's context dictionary on each line is only noise here.
+    activity.logger.activity_info_on_message = False
+    workflow.logger.workflow_info_on_message = False
     settings = load_settings()
     client = await connect_or_start_dev_server(settings)
 
-    workflow = BuggyOrderWorkflow if args.workflow_bug else OrderWorkflow
+    order_workflow = BuggyOrderWorkflow if args.workflow_bug else OrderWorkflow
     services = Services.from_environment(inventory_down=args.inventory_down)
     worker = Worker(
         client,
         task_queue=settings.task_queue,
-        workflows=[] if args.activities_only else [workflow],
+        workflows=[] if args.activities_only else [order_workflow],
         activities=[] if args.workflows_only else OrderActivities(services).all(),
         graceful_shutdown_timeout=timedelta(seconds=SHUTDOWN_GRACE_SECONDS),
     )

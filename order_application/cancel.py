@@ -1,0 +1,61 @@
+#!/usr/bin/env -S uv run --script
+# /// script
+# requires-python = ">=3.11"
+# dependencies = ["temporalio==1.35.0"]
+# ///
+"""Cancels an order that has not started delivery, and shows what was given back."""
+
+import argparse
+import asyncio
+
+from temporalio.client import WorkflowFailureError, WorkflowUpdateFailedError
+
+from cli import (
+    EXIT_OK,
+    NO_WORKER_SECONDS,
+    UserError,
+    describe_compensations,
+    failure_reason,
+    run,
+    running_order,
+)
+from connection import connect, load_settings
+from shared import CancelOrder
+from workflow import OrderWorkflow
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("order_id", metavar="ORDER_ID", help="the workflow ID starter.py printed")
+    parser.add_argument("reason", nargs="?", default="", help="why it is cancelled (optional)")
+    return parser.parse_args()
+
+
+async def main() -> int:
+    args = parse_args()
+    client = await connect(load_settings())
+    handle = await running_order(client, args.order_id)
+    # An update, not a signal: the order itself accepts or refuses, and the caller hears which.
+    try:
+        accepted = await asyncio.wait_for(
+            handle.execute_update(OrderWorkflow.cancel_order, CancelOrder(args.reason)),
+            NO_WORKER_SECONDS,
+        )
+    except WorkflowUpdateFailedError as err:
+        raise UserError(f"order {args.order_id} was not cancelled: {err.cause}") from err
+    except TimeoutError as err:
+        raise UserError(
+            f"no worker answered within {NO_WORKER_SECONDS:.0f} s; start ./worker.py and try again"
+        ) from err
+    print(f"Cancelling order {args.order_id} (it was {accepted.step})...", flush=True)
+    try:
+        await handle.result()
+    except WorkflowFailureError as err:
+        reason, compensations = failure_reason(err)
+        print(f"Order {args.order_id} ended: {reason}; {describe_compensations(compensations)}")
+        return EXIT_OK
+    raise UserError(f"order {args.order_id} completed before the cancel took effect")
+
+
+if __name__ == "__main__":
+    run(main)

@@ -1,0 +1,65 @@
+#!/usr/bin/env -S uv run --script
+# /// script
+# requires-python = ">=3.11"
+# dependencies = ["temporalio==1.35.0"]
+# ///
+"""Shows where an order is: its step, its approval, and anything given back."""
+
+import argparse
+
+from temporalio.client import WorkflowExecutionStatus, WorkflowFailureError
+
+from cli import (
+    EXIT_OK,
+    UserError,
+    describe_compensations,
+    describe_order,
+    describe_result,
+    failure_reason,
+    finished,
+    order_status,
+    run,
+)
+from connection import connect, load_settings
+from shared import format_cents
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("order_id", metavar="ORDER_ID", help="the workflow ID starter.py printed")
+    return parser.parse_args()
+
+
+async def main() -> int:
+    args = parse_args()
+    client = await connect(load_settings())
+    handle, description = await describe_order(client, args.order_id)
+    if description.status == WorkflowExecutionStatus.COMPLETED:
+        print(describe_result(await handle.result()))
+        return EXIT_OK
+    if description.status != WorkflowExecutionStatus.RUNNING:
+        try:
+            await handle.result()
+        except WorkflowFailureError as err:
+            reason, compensations = failure_reason(err)
+            print(f"Order {args.order_id} {finished(description)}: {reason}")
+            print(f"  undone: {describe_compensations(compensations)}")
+            return EXIT_OK
+    status = await order_status(handle)
+    if status is None:
+        raise UserError(
+            f"order {args.order_id} is running but no worker answered; start ./worker.py"
+        )
+    print(f"Order {args.order_id}: {status.step}")
+    decision = f" ({status.decision_reason})" if status.decision_reason else ""
+    print(f"  approval:      {status.approval}{decision}")
+    print(f"  total:         {format_cents(status.total_cents)}")
+    if status.cancel_reason:
+        print(f"  cancelling:    {status.cancel_reason}")
+    if status.compensations:
+        print(f"  undone:        {describe_compensations(status.compensations)}")
+    return EXIT_OK
+
+
+if __name__ == "__main__":
+    run(main)
