@@ -10,8 +10,8 @@ from pathlib import Path
 
 from shared import LineItem, ServiceUnavailableError
 
-DATA_DIR = Path(__file__).resolve().parent / ".data"
-"""Local state of the sample (git-ignored): the ledger and the embedded dev server's database."""
+DATA_DIR = Path(os.environ.get("ORDER_DATA_DIR", Path(__file__).resolve().parent / ".data"))
+"""Local state (git-ignored): the ledger and the embedded dev server's database and log."""
 
 DEFAULT_SERVICE_DELAY = 0.5
 """Seconds each simulated service call takes unless ORDER_SERVICE_DELAY says otherwise."""

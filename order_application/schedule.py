@@ -1,0 +1,113 @@
+#!/usr/bin/env -S uv run --script
+# /// script
+# requires-python = ">=3.11"
+# dependencies = ["temporalio==1.35.0"]
+# ///
+"""Creates, lists or deletes a Temporal Schedule that places an order every N seconds."""
+
+import argparse
+from datetime import timedelta
+
+from temporalio.client import (
+    Client,
+    Schedule,
+    ScheduleActionExecutionStartWorkflow,
+    ScheduleActionStartWorkflow,
+    ScheduleAlreadyRunningError,
+    ScheduleIntervalSpec,
+    ScheduleSpec,
+)
+from temporalio.service import RPCError, RPCStatusCode
+
+from cli import (
+    EXIT_OK,
+    UserError,
+    add_order_arguments,
+    order_from_arguments,
+    positive_seconds,
+    run,
+)
+from connection import connect, load_settings
+from shared import format_cents
+from workflow import OrderWorkflow
+
+DEFAULT_SCHEDULE_ID = "order-schedule"
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    create = commands.add_parser("create", help="place the same order every N seconds")
+    add_order_arguments(create)
+    create.add_argument("--every", metavar="SECONDS", type=positive_seconds, default=60.0)
+    create.add_argument("--schedule-id", default=DEFAULT_SCHEDULE_ID)
+    commands.add_parser("list", help="list schedules and their recent orders")
+    delete = commands.add_parser("delete", help="delete a schedule (orders it placed carry on)")
+    delete.add_argument("schedule_id", nargs="?", default=DEFAULT_SCHEDULE_ID)
+    return parser.parse_args()
+
+
+async def create(client: Client, args: argparse.Namespace, task_queue: str) -> None:
+    order = order_from_arguments(args)
+    schedule = Schedule(
+        # Each run's workflow ID is this ID plus the scheduled time, so every order is its own.
+        action=ScheduleActionStartWorkflow(
+            OrderWorkflow.run, order, id=f"{args.schedule_id}-order", task_queue=task_queue
+        ),
+        spec=ScheduleSpec(intervals=[ScheduleIntervalSpec(every=timedelta(seconds=args.every))]),
+    )
+    try:
+        await client.create_schedule(args.schedule_id, schedule)
+    except ScheduleAlreadyRunningError as err:
+        raise UserError(f"schedule {args.schedule_id} already exists; delete it first") from err
+    print(
+        f"Schedule {args.schedule_id} places an order every {args.every:g} s"
+        f" ({format_cents(order.total_cents)} for {order.customer})."
+    )
+
+
+async def list_schedules(client: Client) -> None:
+    found = False
+    async for listed in await client.list_schedules():
+        found = True
+        description = await client.get_schedule_handle(listed.id).describe()
+        recent = [
+            result.action.workflow_id
+            for result in description.info.recent_actions[-3:]
+            if isinstance(result.action, ScheduleActionExecutionStartWorkflow)
+        ]
+        upcoming = description.info.next_action_times[:1]
+        print(f"{listed.id}: {description.info.num_actions} orders placed")
+        if upcoming:
+            print(f"  next order at {upcoming[0]:%H:%M:%S}")
+        for workflow_id in recent:
+            print(f"  recent: {workflow_id}")
+    if not found:
+        print("No schedules.")
+
+
+async def delete(client: Client, schedule_id: str) -> None:
+    try:
+        await client.get_schedule_handle(schedule_id).delete()
+    except RPCError as err:
+        if err.status == RPCStatusCode.NOT_FOUND:
+            raise UserError(f"no schedule with ID {schedule_id}") from err
+        raise
+    print(f"Deleted schedule {schedule_id}; orders it placed carry on.")
+
+
+async def main() -> int:
+    args = parse_args()
+    settings = load_settings()
+    client = await connect(settings)
+    if args.command == "create":
+        await create(client, args, settings.task_queue)
+    elif args.command == "list":
+        await list_schedules(client)
+    else:
+        await delete(client, args.schedule_id)
+    return EXIT_OK
+
+
+if __name__ == "__main__":
+    run(main)
