@@ -1,4 +1,4 @@
-"""Real processes for end-to-end tests: a dev server, the worker, and the scripts as a user runs them."""
+"""Real processes for end-to-end tests: a dev server, the worker and the scripts."""
 
 import os
 import signal
