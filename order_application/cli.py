@@ -2,6 +2,7 @@
 
 import argparse
 import asyncio
+import os
 import sys
 from collections.abc import Callable, Coroutine
 from datetime import timedelta
@@ -69,7 +70,12 @@ def run(main: Callable[[], Coroutine[Any, Any, int]]) -> NoReturn:
         code = EXIT_NO
     except KeyboardInterrupt:
         code = 130
-    sys.exit(code)
+    # Leave without interpreter finalization: the SDK's native threads can still be winding down
+    # then, and a call from one of them into a finalizing interpreter aborts the process (seen as
+    # exit code 134 or 139 after the script had finished). Everything worth keeping is flushed.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 def script_command(name: str) -> str:
@@ -211,7 +217,8 @@ async def order_status(handle: WorkflowHandle[Any, Any]) -> OrderStatus | None:
     try:
         return await handle.query(OrderWorkflow.get_status, rpc_timeout=QUERY_TIMEOUT)
     except RPCError as err:
-        if err.status == RPCStatusCode.DEADLINE_EXCEEDED:
+        # The server gives up on a query no worker picked up with one of these.
+        if err.status in (RPCStatusCode.CANCELLED, RPCStatusCode.DEADLINE_EXCEEDED):
             return None
         raise UserError(f"order {handle.id} cannot answer right now: {err.message}") from err
     except WorkflowQueryFailedError as err:

@@ -1,0 +1,325 @@
+"""The scripts, run through their shebangs against a real dev server, as the README tells users."""
+
+import os
+import signal
+import socket
+import subprocess
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from processes import (
+    SCRIPTS,
+    DevServer,
+    Worker,
+    free_port,
+    run_script,
+    running_worker,
+    script_env,
+    wait_for_port,
+)
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[DevServer]:
+    dev_server = DevServer()
+    dev_server.start()
+    yield dev_server
+    dev_server.stop()
+
+
+@pytest.fixture(scope="module")
+def env(server: DevServer, tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    # A task queue of its own, so the bug test's workers never take these tests' orders.
+    return script_env(
+        server, tmp_path_factory.mktemp("data"), ORDER_TASK_QUEUE=f"e2e-{uuid.uuid4().hex[:6]}"
+    )
+
+
+@pytest.fixture(scope="module")
+def worker(env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[Worker]:
+    with running_worker(env, tmp_path_factory.mktemp("logs") / "worker.log") as running:
+        yield running
+
+
+def new_order_id() -> str:
+    return f"e2e-{uuid.uuid4().hex[:8]}"
+
+
+def assert_one_line_error(result: subprocess.CompletedProcess[str], code: int, text: str) -> None:
+    assert result.returncode == code, result
+    assert "Traceback" not in result.stderr + result.stdout
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1, result.stderr
+    assert text in errors[0]
+
+
+def wait_for_output(process: subprocess.Popen[str], text: str, timeout: float = 120) -> str:
+    """Reads a running script's output line by line until `text` appears."""
+    assert process.stdout is not None
+    seen = ""
+    deadline = time.monotonic() + timeout
+    while text not in seen:
+        line = process.stdout.readline()
+        if not line and process.poll() is not None:
+            break
+        seen += line
+        assert time.monotonic() < deadline, seen
+    assert text in seen, seen
+    return seen
+
+
+def start_starter(env: dict[str, str], *args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        ["./starter.py", *args],
+        cwd=SCRIPTS,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+        text=True,
+    )
+
+
+def test_happy_path_place_approve_deliver(env: dict[str, str], worker: Worker) -> None:
+    order_id = new_order_id()
+    starter = start_starter(env, "12/30", "--order-id", order_id)
+    placed = wait_for_output(starter, "Waiting for the result")
+    assert f"./approve.py {order_id}" in placed
+    assert f"/namespaces/default/workflows/{order_id}" in placed
+
+    approved = run_script("approve.py", order_id, "looks good", env=env)
+    assert approved.returncode == 0, approved
+    assert f"Approved order {order_id}" in approved.stdout
+
+    out, err = starter.communicate(timeout=120)
+    assert starter.returncode == 0, err
+    assert f"Order {order_id} delivered." in out
+    for field in ("payment:       txn-", "reservation:   rsv-", "tracking:      trk-"):
+        assert field in out
+    assert "approved (looks good)" in out
+
+
+def test_expired_card_fails_at_once(env: dict[str, str], worker: Worker) -> None:
+    result = run_script("starter.py", "12/23", env=env)
+    assert result.returncode == 1, result
+    assert "failed: card expired 12/23" in result.stdout
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("expiry", ["13/30", "00/30", "abc", "1230", "12/3", "12-30", ""])
+def test_malformed_expiry_is_usage_error(env: dict[str, str], expiry: str) -> None:
+    order_id = new_order_id()
+    result = run_script("starter.py", expiry, "--order-id", order_id, env=env)
+    assert result.returncode == 2
+    assert "usage: starter.py" in result.stderr
+    assert "card expiry" in result.stderr
+    assert "Traceback" not in result.stderr
+    # Nothing was placed.
+    assert run_script("status.py", order_id, env=env).returncode == 1
+
+
+def test_missing_expiry_is_usage_error(env: dict[str, str]) -> None:
+    result = run_script("starter.py", env=env)
+    assert result.returncode == 2
+    assert "the following arguments are required: MM/YY" in result.stderr
+
+
+@pytest.mark.parametrize("script", ["approve.py", "cancel.py", "status.py"])
+def test_unknown_order_is_one_line_error(env: dict[str, str], script: str) -> None:
+    result = run_script(script, "no-such-order", env=env)
+    assert_one_line_error(result, 1, "no order with ID no-such-order")
+
+
+def test_duplicate_order_id_is_refused(env: dict[str, str], worker: Worker) -> None:
+    order_id = new_order_id()
+    assert (
+        run_script("starter.py", "12/30", "--order-id", order_id, "--no-wait", env=env).returncode
+        == 0
+    )
+    again = run_script("starter.py", "12/30", "--order-id", order_id, "--no-wait", env=env)
+    assert_one_line_error(again, 1, f"order {order_id} already exists")
+
+
+def test_reject_with_reason_refunds(env: dict[str, str], worker: Worker) -> None:
+    order_id = new_order_id()
+    starter = start_starter(env, "12/30", "--order-id", order_id)
+    wait_for_output(starter, "Waiting for the result")
+    rejected = run_script("approve.py", order_id, "--reject", "address looks fake", env=env)
+    assert rejected.returncode == 0, rejected
+    out, _ = starter.communicate(timeout=120)
+    assert starter.returncode == 1
+    assert f"Order {order_id} failed: Order rejected: address looks fake" in out
+    assert "undone: refund payment: refund-" in out
+
+    status = run_script("status.py", order_id, env=env)
+    assert status.returncode == 0
+    assert "Order rejected: address looks fake" in status.stdout
+    again = run_script("approve.py", order_id, env=env)
+    assert_one_line_error(again, 1, f"order {order_id} has already failed")
+
+
+def test_approval_expires_with_refund(env: dict[str, str], worker: Worker) -> None:
+    result = run_script("starter.py", "12/30", "--approval-timeout", "2", env=env)
+    assert result.returncode == 1
+    assert "failed: Order approval timed out" in result.stdout
+    assert "undone: refund payment: refund-" in result.stdout
+
+
+def test_cancel_while_waiting_then_refused_when_finished(
+    env: dict[str, str], worker: Worker
+) -> None:
+    order_id = new_order_id()
+    run_script("starter.py", "12/30", "--order-id", order_id, "--no-wait", env=env)
+    cancelled = run_script("cancel.py", order_id, "changed my mind", env=env)
+    assert cancelled.returncode == 0, cancelled
+    assert "Order cancelled: changed my mind" in cancelled.stdout
+    assert "refund payment: refund-" in cancelled.stdout
+    again = run_script("cancel.py", order_id, env=env)
+    assert_one_line_error(again, 1, f"order {order_id} has already failed")
+
+
+def test_below_threshold_needs_no_approval(env: dict[str, str], worker: Worker) -> None:
+    result = run_script("starter.py", "12/30", "--approval-threshold", "100", env=env)
+    assert result.returncode == 0, result
+    assert "no approval needed" in result.stdout
+    assert "approval:      not required" in result.stdout
+
+
+def test_policy_denies_blocked_customer(env: dict[str, str], worker: Worker) -> None:
+    result = run_script("starter.py", "12/30", "--customer", "blocked-customer", env=env)
+    assert result.returncode == 1
+    assert "Order denied: customer blocked-customer is blocked" in result.stdout
+
+
+def test_ledger_shows_one_of_each_effect(env: dict[str, str], worker: Worker) -> None:
+    order_id = new_order_id()
+    placed = run_script(
+        "starter.py", "12/30", "--order-id", order_id, "--approval-threshold", "100", env=env
+    )
+    assert placed.returncode == 0, placed
+    ledger = run_script("ledger.py", order_id, env=env)
+    assert ledger.returncode == 0
+    assert f"{order_id}: 1 charge, 1 reservation, 1 shipment, 1 e-mail" in ledger.stdout
+    unknown = run_script("ledger.py", "no-such-order", env=env)
+    assert_one_line_error(unknown, 1, "nothing for no-such-order")
+
+
+def test_schedule_places_orders(env: dict[str, str], worker: Worker) -> None:
+    schedule_id = f"schedule-{uuid.uuid4().hex[:6]}"
+    created = run_script(
+        "schedule.py", "create", "12/30", "--every", "1", "--approval-threshold", "100",
+        "--schedule-id", schedule_id, env=env,
+    )  # fmt: skip
+    assert created.returncode == 0, created
+    try:
+        deadline = time.monotonic() + 60
+        listed = run_script("schedule.py", "list", env=env)
+        while f"recent: {schedule_id}-order-" not in listed.stdout:
+            assert time.monotonic() < deadline, listed.stdout
+            time.sleep(1)
+            listed = run_script("schedule.py", "list", env=env)
+    finally:
+        deleted = run_script("schedule.py", "delete", schedule_id, env=env)
+    assert deleted.returncode == 0
+    again = run_script("schedule.py", "delete", schedule_id, env=env)
+    assert_one_line_error(again, 1, f"no schedule with ID {schedule_id}")
+
+
+def test_ctrl_c_while_waiting_leaves_the_order_running(env: dict[str, str], worker: Worker) -> None:
+    order_id = new_order_id()
+    starter = start_starter(env, "12/30", "--order-id", order_id)
+    wait_for_output(starter, "Waiting for the result")
+    starter.send_signal(signal.SIGINT)
+    out, err = starter.communicate(timeout=60)
+    assert "Traceback" not in err
+    assert f"order {order_id} carries on" in out
+    status = run_script("status.py", order_id, env=env)
+    assert "awaiting approval" in status.stdout or "charging payment" in status.stdout
+    assert run_script("approve.py", order_id, env=env).returncode == 0
+
+
+def test_absent_server_is_one_line_error(tmp_path: Path) -> None:
+    nobody = DevServer(port=free_port())  # Never started: nothing listens there.
+    env = script_env(nobody, tmp_path)
+    started = time.monotonic()
+    for script, args in (("starter.py", ["12/30"]), ("approve.py", ["x"]), ("worker.py", [])):
+        result = run_script(script, *args, env=env)
+        assert_one_line_error(result, 1, f"cannot reach Temporal at {nobody.address}")
+    assert time.monotonic() - started < 120  # Each gives up within seconds, not minutes.
+
+
+def test_worker_stops_cleanly_on_ctrl_c(env: dict[str, str], tmp_path: Path) -> None:
+    with running_worker(env, tmp_path / "worker.log") as running:
+        code = running.signal(signal.SIGINT)
+    assert code == 0
+    assert "Worker stopped." in running.output()
+    assert "Traceback" not in running.output()
+
+
+def test_bug_in_workflow_then_fixed_deploy_continues(server: DevServer, tmp_path: Path) -> None:
+    env = script_env(server, tmp_path, ORDER_TASK_QUEUE=f"bug-{uuid.uuid4().hex[:6]}")
+    order_id = new_order_id()
+    with running_worker(env, tmp_path / "buggy.log", "--workflow-bug") as buggy:
+        run_script("starter.py", "12/30", "--order-id", order_id, "--no-wait", env=env)
+        assert run_script("approve.py", order_id, env=env).returncode == 0
+        deadline = time.monotonic() + 60
+        while "RuntimeError: workflow bug!" not in buggy.output():
+            assert time.monotonic() < deadline, buggy.output()
+            time.sleep(0.5)
+        # The execution is still there, Running, but it cannot answer while its task fails.
+        stuck = run_script("status.py", order_id, env=env)
+        assert_one_line_error(stuck, 1, f"order {order_id}")
+    with running_worker(env, tmp_path / "fixed.log"):
+        deadline = time.monotonic() + 120
+        status = run_script("status.py", order_id, env=env)
+        while f"Order {order_id} delivered." not in status.stdout:
+            assert time.monotonic() < deadline, status
+            time.sleep(1)
+            status = run_script("status.py", order_id, env=env)
+
+
+def test_worker_starts_a_local_dev_server_when_none_is_configured(tmp_path: Path) -> None:
+    """The quick start's path: no TEMPORAL_ADDRESS, nothing on localhost:7233."""
+    if not _port_free(7233):
+        pytest.skip("something already listens on localhost:7233")
+    env = script_env(DevServer(), tmp_path)
+    del env["TEMPORAL_ADDRESS"]
+    server_pid = None
+    try:
+        with running_worker(env, tmp_path / "worker.log") as running:
+            output = running.output()
+            assert "started a local dev server (pid " in output
+            server_pid = int(output.split("(pid ")[1].split(")")[0])
+            assert f"stop it with: kill {server_pid}" in output
+            placed = run_script("starter.py", "12/30", "--approval-threshold", "100", env=env)
+            assert placed.returncode == 0, placed
+            assert "http://localhost:8233/namespaces/default/workflows/" in placed.stdout
+            running.signal(signal.SIGKILL)
+        # The server outlives the worker, and keeps its state in the data folder.
+        wait_for_port(7233, timeout=5)
+        assert (tmp_path / "temporal.db").exists()
+    finally:
+        if server_pid is not None:
+            _stop(server_pid)
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket() as sock:
+        return sock.connect_ex(("127.0.0.1", port)) != 0
+
+
+def _stop(pid: int) -> None:
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.2)
+    os.kill(pid, signal.SIGKILL)
