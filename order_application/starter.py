@@ -32,7 +32,7 @@ from workflow import OrderWorkflow
 
 
 def parse_args() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = argparse.ArgumentParser(description=__doc__, usage="%(prog)s MM/YY [options]")
     add_order_arguments(parser)
     parser.add_argument(
         "--order-id", help="the order's ID, which is also its workflow ID (default: order-<random>)"
