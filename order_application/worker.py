@@ -50,6 +50,9 @@ async def main() -> int:
     # Every message names its order; the SDK's context dictionary on each line is only noise here.
     activity.logger.activity_info_on_message = False
     workflow.logger.workflow_info_on_message = False
+    # The worker's own progress notes (such as the shutdown notice) would only repeat what this
+    # script prints; its warnings, such as a failing workflow task, still show.
+    logging.getLogger("temporalio.worker").setLevel(logging.WARNING)
     settings = load_settings()
     client = await connect_or_start_dev_server(settings)
 
@@ -89,7 +92,6 @@ async def main() -> int:
     )
     async with worker:
         await stop.wait()
-        print("Stopping the worker...", flush=True)
     services.ledger.close()
     print("Worker stopped.", flush=True)
     return EXIT_OK
