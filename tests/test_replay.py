@@ -1,0 +1,63 @@
+"""Determinism: OrderWorkflow must replay the recorded history of every scenario.
+
+A change that would break orders already running (steps added, removed or reordered without
+workflow.patched) fails here. See tests/record_histories.py for when and how to re-record.
+"""
+
+from pathlib import Path
+
+import pytest
+from temporalio import workflow
+from temporalio.client import WorkflowHistory
+from temporalio.worker import Replayer
+
+from shared import Order, OrderResult
+from workflow import OrderWorkflow
+
+HISTORIES = Path(__file__).parent / "histories"
+
+SCENARIOS = [
+    "happy_path",
+    "approval_timed_out",
+    "card_expired",
+    "inventory_outage",
+    "rejected",
+    "cancelled",
+    "cancelled_during_outage",
+    "no_approval_needed",
+    "packed",
+    "out_of_stock",
+    "policy_denied",
+    "workflow_bug_fixed",
+]
+
+
+def recorded(scenario: str) -> WorkflowHistory:
+    text = (HISTORIES / f"{scenario}.json").read_text()
+    return WorkflowHistory.from_json(f"order-{scenario}", text)
+
+
+@workflow.defn(name="OrderWorkflow")
+class OrderWorkflowWithNewFirstStep(OrderWorkflow):
+    """A careless deploy: a pause before the policy check, which orders in flight never had."""
+
+    @workflow.run
+    async def run(self, order: Order) -> OrderResult:
+        await workflow.sleep(1)
+        return await super().run(order)
+
+
+def test_every_recorded_history_is_replayed() -> None:
+    assert sorted(path.stem for path in HISTORIES.glob("*.json")) == sorted(SCENARIOS)
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS)
+async def test_order_workflow_replays_recorded_history(scenario: str) -> None:
+    await Replayer(workflows=[OrderWorkflow]).replay_workflow(recorded(scenario))
+
+
+async def test_replay_fails_for_a_nondeterministic_change() -> None:
+    """Proves the replays above can fail: the same history, a workflow that changed under it."""
+    replayer = Replayer(workflows=[OrderWorkflowWithNewFirstStep])
+    with pytest.raises(workflow.NondeterminismError):
+        await replayer.replay_workflow(recorded("happy_path"))

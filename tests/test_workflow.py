@@ -1,0 +1,547 @@
+"""OrderWorkflow end to end, one test per scenario, each asserting what the customer would see."""
+
+import asyncio
+import uuid
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from dataclasses import replace
+from datetime import date
+from typing import Any, TypeVar
+
+import pytest
+from temporalio.api.enums.v1 import EventType
+from temporalio.api.history.v1 import HistoryEvent
+from temporalio.api.workflow.v1 import PendingActivityInfo
+from temporalio.client import (
+    WorkflowExecutionStatus,
+    WorkflowFailureError,
+    WorkflowHandle,
+    WorkflowUpdateFailedError,
+)
+from temporalio.converter import value_to_type
+from temporalio.exceptions import ApplicationError
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
+
+from activities import OrderActivities
+from buggy_workflow import BuggyOrderWorkflow
+from services import Ledger, Services
+from shared import (
+    CATALOG,
+    ApprovalState,
+    ApproveOrder,
+    CancelAccepted,
+    CancelOrder,
+    LineItem,
+    Order,
+    OrderError,
+    OrderFailure,
+    OrderResult,
+    OrderStatus,
+    OrderStep,
+    RejectOrder,
+)
+from workflow import OrderWorkflow
+
+ORDER = Order(
+    customer="ada@example.com",
+    items=[
+        LineItem("T-SHIRT", 1, CATALOG["T-SHIRT"]),
+        LineItem("STICKERS", 2, CATALOG["STICKERS"]),
+    ],
+    shipping_address="1 Main Street, Springfield",
+    card_expiry="12/99",
+)
+"""$35.00 that waits for approval (the default threshold is 0); tests change what they need."""
+
+NO_APPROVAL = 100_000_000
+"""An approval threshold ($1,000,000.00) above any order here, for scenarios past the approval."""
+
+# Every order here takes well under a second (the workflow-bug test about ten): these deadlines
+# only turn a hang into a failure, and are generous because the machine may be busy.
+STEP_DEADLINE_SECONDS = 10
+RESULT_DEADLINE_SECONDS = 60
+POLL_INTERVAL_SECONDS = 0.05
+
+OrderHandle = WorkflowHandle[Any, OrderResult]
+T = TypeVar("T")
+
+
+# --- Helpers ---------------------------------------------------------------------------------
+
+
+def order_worker(
+    env: WorkflowEnvironment,
+    task_queue: str,
+    services: Services,
+    workflow: type = OrderWorkflow,
+) -> Worker:
+    return Worker(
+        env.client,
+        task_queue=task_queue,
+        workflows=[workflow],
+        activities=OrderActivities(services).all(),
+    )
+
+
+async def place(env: WorkflowEnvironment, task_queue: str, order: Order) -> OrderHandle:
+    return await env.client.start_workflow(
+        OrderWorkflow.run, order, id=f"order-{uuid.uuid4()}", task_queue=task_queue
+    )
+
+
+async def poll(check: Callable[[], Awaitable[T | None]], what: str) -> T:
+    """Calls `check` until it returns something: for states that have no event to await."""
+    try:
+        async with asyncio.timeout(STEP_DEADLINE_SECONDS):
+            while True:
+                if (found := await check()) is not None:
+                    return found
+                await asyncio.sleep(POLL_INTERVAL_SECONDS)
+    except TimeoutError:
+        pytest.fail(f"gave up waiting for {what}")
+
+
+async def reach(handle: OrderHandle, step: OrderStep) -> OrderStatus:
+    """Waits until the status query says the order is at `step`."""
+
+    async def status_at_step() -> OrderStatus | None:
+        status = await handle.query(OrderWorkflow.get_status)
+        return status if status.step == step else None
+
+    return await poll(status_at_step, f"order {handle.id} to reach {step}")
+
+
+async def first_event(handle: OrderHandle, event_type: EventType.ValueType) -> HistoryEvent:
+    """Waits until the order's history holds an event of `event_type`; returns the first."""
+
+    async def find() -> HistoryEvent | None:
+        events = (await handle.fetch_history()).events
+        return next((event for event in events if event.event_type == event_type), None)
+
+    return await poll(find, f"{EventType.Name(event_type)} in order {handle.id}")
+
+
+async def retrying(handle: OrderHandle, activity_type: str) -> PendingActivityInfo:
+    """Waits until `activity_type` has failed at least once and is to be retried."""
+
+    async def find() -> PendingActivityInfo | None:
+        pending = (await handle.describe()).raw_description.pending_activities
+        return next(
+            (a for a in pending if a.activity_type.name == activity_type and a.attempt > 1), None
+        )
+
+    return await poll(find, f"a retry of {activity_type} in order {handle.id}")
+
+
+async def result_of(handle: OrderHandle) -> OrderResult:
+    async with asyncio.timeout(RESULT_DEADLINE_SECONDS):
+        return await handle.result()
+
+
+async def failure_of(handle: OrderHandle) -> ApplicationError:
+    """The error that ended the order, as the client (and starter.py) sees it."""
+    with pytest.raises(WorkflowFailureError) as failed:
+        await result_of(handle)
+    assert isinstance(failed.value.cause, ApplicationError)
+    return failed.value.cause
+
+
+def undone(error: ApplicationError) -> list[str]:
+    """The compensations a failed order reports, in the order they ran."""
+    failure = value_to_type(OrderFailure, error.details[0])
+    return [compensation.action for compensation in failure.compensations]
+
+
+def effects(ledger: Ledger, order_id: str) -> Counter[str]:
+    """What the services really did for an order, counted by kind."""
+    return Counter(effect.kind for effect in ledger.effects(order_id))
+
+
+async def started_attempts(handle: OrderHandle, activity_type: str) -> list[int]:
+    """The attempt number of each start of an activity that the history records.
+
+    The server records only the start of an activity's last attempt, so [5] means one activity
+    whose first four attempts failed.
+    """
+    events = (await handle.fetch_history()).events
+    scheduled = {
+        event.event_id: event.activity_task_scheduled_event_attributes.activity_type.name
+        for event in events
+        if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
+    }
+    return [
+        event.activity_task_started_event_attributes.attempt
+        for event in events
+        if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED
+        and scheduled[event.activity_task_started_event_attributes.scheduled_event_id]
+        == activity_type
+    ]
+
+
+class HeldServices(Services):
+    """The services, except that one call waits until the test lets it through."""
+
+    def __init__(self, ledger: Ledger) -> None:
+        super().__init__(ledger, delay=0, pack_delay=0)
+        self.reached = asyncio.Event()
+        self.let_through = asyncio.Event()
+
+    async def _hold(self) -> None:
+        self.reached.set()
+        await self.let_through.wait()
+
+
+class DeliveryHeld(HeldServices):
+    async def ship(self, order_id: str, address: str) -> tuple[str, date]:
+        await self._hold()
+        return await super().ship(order_id, address)
+
+
+class PackingHeld(HeldServices):
+    async def pack_unit(self, order_id: str, slip_id: str, index: int, sku: str) -> None:
+        await self._hold()
+        await super().pack_unit(order_id, slip_id, index, sku)
+
+
+async def until_reached(services: HeldServices) -> None:
+    async with asyncio.timeout(STEP_DEADLINE_SECONDS):
+        await services.reached.wait()
+
+
+# --- Delivered orders ------------------------------------------------------------------------
+
+
+async def test_approved_order_is_delivered(
+    dev_server_env: WorkflowEnvironment, task_queue: str, services: Services, ledger: Ledger
+) -> None:
+    async with order_worker(dev_server_env, task_queue, services):
+        handle = await place(dev_server_env, task_queue, ORDER)
+        await reach(handle, OrderStep.AWAITING_APPROVAL)
+        await handle.signal(OrderWorkflow.approve_order, ApproveOrder("regular customer"))
+        result = await result_of(handle)
+
+    assert result.approval == ApprovalState.APPROVED
+    assert result.approval_reason == "regular customer"
+    assert result.total_cents == result.payment.amount_cents == 3_500
+    assert result.packing is None
+    # The result reports exactly what the services did, each once.
+    assert {effect.kind: effect.detail for effect in ledger.effects(handle.id)} == {
+        "charge": result.payment.transaction_id,
+        "reservation": result.reservation.reservation_id,
+        "shipment": f"{result.shipment.tracking_number} {result.shipment.estimated_delivery}",
+        "e-mail": result.confirmation.message_id,
+    }
+
+
+async def test_status_while_awaiting_approval(
+    dev_server_env: WorkflowEnvironment, task_queue: str, services: Services
+) -> None:
+    async with order_worker(dev_server_env, task_queue, services):
+        handle = await place(dev_server_env, task_queue, ORDER)
+        waiting = await reach(handle, OrderStep.AWAITING_APPROVAL)
+        await handle.signal(OrderWorkflow.approve_order, ApproveOrder("ok"))
+        await result_of(handle)
+        done = await handle.query(OrderWorkflow.get_status)
+
+    assert waiting == OrderStatus(
+        step=OrderStep.AWAITING_APPROVAL,
+        approval=ApprovalState.PENDING,
+        approval_required=True,
+        total_cents=3_500,
+    )
+    assert done == OrderStatus(
+        step=OrderStep.COMPLETED,
+        approval=ApprovalState.APPROVED,
+        approval_required=True,
+        total_cents=3_500,
+        decision_reason="ok",
+    )
+
+
+async def test_order_below_approval_threshold_needs_no_approval(
+    dev_server_env: WorkflowEnvironment, task_queue: str, services: Services
+) -> None:
+    order = replace(ORDER, approval_threshold_cents=ORDER.total_cents + 1)
+    async with order_worker(dev_server_env, task_queue, services):
+        handle = await place(dev_server_env, task_queue, order)
+        result = await result_of(handle)  # No signal sent.
+        status = await handle.query(OrderWorkflow.get_status)
+
+    assert result.approval == ApprovalState.NOT_REQUIRED
+    assert not status.approval_required
+
+
+@pytest.mark.parametrize(
+    "threshold_cents",
+    [ORDER.total_cents, ORDER.total_cents - 1],
+    ids=["total at threshold", "total above threshold"],
+)
+async def test_order_at_or_above_approval_threshold_waits_for_approval(
+    dev_server_env: WorkflowEnvironment, task_queue: str, services: Services, threshold_cents: int
+) -> None:
+    order = replace(ORDER, approval_threshold_cents=threshold_cents)
+    async with order_worker(dev_server_env, task_queue, services):
+        handle = await place(dev_server_env, task_queue, order)
+        status = await reach(handle, OrderStep.AWAITING_APPROVAL)
+        await handle.signal(OrderWorkflow.approve_order, ApproveOrder())
+        result = await result_of(handle)
+
+    assert status.approval == ApprovalState.PENDING
+    assert status.approval_required
+    assert result.approval == ApprovalState.APPROVED
+
+
+async def test_packed_order_packs_every_unit_on_one_slip(
+    dev_server_env: WorkflowEnvironment, task_queue: str, services: Services, ledger: Ledger
+) -> None:
+    items = [LineItem("MUG", 3, CATALOG["MUG"]), LineItem("HOODIE", 2, CATALOG["HOODIE"])]
+    order = replace(ORDER, items=items, pack=True, approval_threshold_cents=NO_APPROVAL)
+    async with order_worker(dev_server_env, task_queue, services):
+        handle = await place(dev_server_env, task_queue, order)
+        result = await result_of(handle)
+
+    assert result.packing is not None
+    assert result.packing.units_packed == 3 + 2
+    [slip] = [e.detail for e in ledger.effects(handle.id) if e.kind == "packing slip"]
+    assert slip == result.packing.slip_id
+    assert effects(ledger, handle.id)["packed"] == 3 + 2
+
+
+async def test_inventory_outage_is_ridden_out(
+    time_skipping_env: WorkflowEnvironment, task_queue: str, services: Services, ledger: Ledger
+) -> None:
+    # Retries back off 1, 2, 4 and 8 s: the test server skips that time while the test awaits.
+    order = replace(ORDER, inventory_outage_attempts=4, approval_threshold_cents=NO_APPROVAL)
+    async with order_worker(time_skipping_env, task_queue, services):
+        handle = await place(time_skipping_env, task_queue, order)
+        result = await result_of(handle)
+
+    assert await started_attempts(handle, "reserve_inventory") == [5]
+    # The failed attempts never reached the service: it was asked to reserve once.
+    [reservation] = [e for e in ledger.effects(handle.id) if e.kind == "reservation"]
+    assert (reservation.detail, reservation.requests) == (result.reservation.reservation_id, 1)
+
+
+async def test_workflow_bug_is_fixed_by_deploying_the_fix(
+    dev_server_env: WorkflowEnvironment, task_queue: str, services: Services, ledger: Ledger
+) -> None:
+    async with order_worker(dev_server_env, task_queue, services, BuggyOrderWorkflow):
+        handle = await place(dev_server_env, task_queue, ORDER)
+        await reach(handle, OrderStep.AWAITING_APPROVAL)
+        await handle.signal(OrderWorkflow.approve_order, ApproveOrder("looks fine"))
+        failed_task = await first_event(handle, EventType.EVENT_TYPE_WORKFLOW_TASK_FAILED)
+    assert failed_task.workflow_task_failed_event_attributes.failure.message == "workflow bug!"
+    # A bug fails the workflow task, not the order: it waits for a worker that can go on.
+    assert (await handle.describe()).status == WorkflowExecutionStatus.RUNNING
+
+    async with order_worker(dev_server_env, task_queue, services):
+        # The server retries a failed workflow task at once, but after its second failure only
+        # once a workflow task timeout (10 s by default) has passed: the fix waits up to that.
+        result = await result_of(handle)
+
+    assert result.approval == ApprovalState.APPROVED
+    assert result.approval_reason == "looks fine"
+    # The same execution went on: its history holds the failure and the completion.
+    events = [event.event_type for event in (await handle.fetch_history()).events]
+    assert EventType.EVENT_TYPE_WORKFLOW_TASK_FAILED in events
+    assert events[-1] == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED
+    # The payment made before the bug stood; the fix did not charge again.
+    [charge] = [e for e in ledger.effects(handle.id) if e.kind == "charge"]
+    assert (charge.detail, charge.requests) == (result.payment.transaction_id, 1)
+
+
+# --- Orders that end early ---------------------------------------------------------------------
+
+
+async def test_approval_times_out(
+    time_skipping_env: WorkflowEnvironment, task_queue: str, services: Services, ledger: Ledger
+) -> None:
+    # The default 30 s approval timeout passes instantly on the time-skipping test server.
+    async with order_worker(time_skipping_env, task_queue, services):
+        handle = await place(time_skipping_env, task_queue, ORDER)
+        error = await failure_of(handle)
+        status = await handle.query(OrderWorkflow.get_status)
+
+    assert error.message == "Order approval timed out"
+    assert error.type == OrderError.APPROVAL_TIMED_OUT
+    assert status.approval == ApprovalState.TIMED_OUT
+    assert undone(error) == ["refund payment"]
+    assert effects(ledger, handle.id) == {"charge": 1, "refund": 1}
+
+
+async def test_rejected_order_is_refunded(
+    dev_server_env: WorkflowEnvironment, task_queue: str, services: Services, ledger: Ledger
+) -> None:
+    async with order_worker(dev_server_env, task_queue, services):
+        handle = await place(dev_server_env, task_queue, ORDER)
+        await reach(handle, OrderStep.AWAITING_APPROVAL)
+        await handle.signal(OrderWorkflow.reject_order, RejectOrder("over budget"))
+        error = await failure_of(handle)
+        status = await handle.query(OrderWorkflow.get_status)
+
+    assert error.type == OrderError.REJECTED
+    assert error.message == "Order rejected: over budget"
+    assert status.approval == ApprovalState.REJECTED
+    assert status.decision_reason == "over budget"
+    assert undone(error) == ["refund payment"]
+    assert effects(ledger, handle.id) == {"charge": 1, "refund": 1}
+
+
+async def test_expired_card_is_declined_without_retrying(
+    dev_server_env: WorkflowEnvironment, task_queue: str, services: Services, ledger: Ledger
+) -> None:
+    async with order_worker(dev_server_env, task_queue, services):
+        handle = await place(dev_server_env, task_queue, replace(ORDER, card_expiry="12/23"))
+        error = await failure_of(handle)
+
+    assert error.type == OrderError.CARD_EXPIRED
+    assert error.message == "card expired 12/23"
+    assert await started_attempts(handle, "process_payment") == [1]
+    assert undone(error) == []
+    assert effects(ledger, handle.id) == {}
+
+
+@pytest.mark.parametrize(
+    ("customer", "items", "message"),
+    [
+        pytest.param(
+            "blocked-customer",
+            ORDER.items,
+            "Order denied: customer blocked-customer is blocked",
+            id="blocked customer",
+        ),
+        pytest.param(
+            ORDER.customer,
+            [LineItem("LAPTOP", 10, CATALOG["LAPTOP"])],
+            "Order denied: order total is over the $10,000.00 limit",
+            id="over $10,000",
+        ),
+    ],
+)
+async def test_policy_denies_order_before_payment(
+    dev_server_env: WorkflowEnvironment,
+    task_queue: str,
+    services: Services,
+    ledger: Ledger,
+    customer: str,
+    items: list[LineItem],
+    message: str,
+) -> None:
+    order = replace(ORDER, customer=customer, items=items)
+    async with order_worker(dev_server_env, task_queue, services):
+        handle = await place(dev_server_env, task_queue, order)
+        error = await failure_of(handle)
+
+    assert error.type == OrderError.POLICY_DENIED
+    assert error.message == message
+    assert undone(error) == []
+    assert effects(ledger, handle.id) == {}
+
+
+async def test_out_of_stock_order_is_refunded(
+    dev_server_env: WorkflowEnvironment, task_queue: str, services: Services, ledger: Ledger
+) -> None:
+    order = replace(
+        ORDER,
+        items=[LineItem("SOLD-OUT", 1, CATALOG["SOLD-OUT"])],
+        approval_threshold_cents=NO_APPROVAL,
+    )
+    async with order_worker(dev_server_env, task_queue, services):
+        handle = await place(dev_server_env, task_queue, order)
+        error = await failure_of(handle)
+
+    assert error.type == OrderError.OUT_OF_STOCK
+    assert error.message == "out of stock: SOLD-OUT"
+    assert await started_attempts(handle, "reserve_inventory") == [1]
+    # Nothing was reserved, so only the payment is given back.
+    assert undone(error) == ["refund payment"]
+    assert effects(ledger, handle.id) == {"charge": 1, "refund": 1}
+
+
+# --- Cancellation ------------------------------------------------------------------------------
+
+
+async def test_cancel_while_awaiting_approval(
+    dev_server_env: WorkflowEnvironment, task_queue: str, services: Services, ledger: Ledger
+) -> None:
+    async with order_worker(dev_server_env, task_queue, services):
+        handle = await place(dev_server_env, task_queue, ORDER)
+        await reach(handle, OrderStep.AWAITING_APPROVAL)
+        accepted = await handle.execute_update(
+            OrderWorkflow.cancel_order, CancelOrder("changed my mind")
+        )
+        error = await failure_of(handle)
+
+    assert accepted == CancelAccepted(step=OrderStep.AWAITING_APPROVAL)
+    assert error.type == OrderError.CANCELLED
+    assert error.message == "Order cancelled: changed my mind"
+    assert undone(error) == ["refund payment"]
+    assert effects(ledger, handle.id) == {"charge": 1, "refund": 1}
+
+
+async def test_cancel_during_inventory_outage_refunds_and_releases_nothing(
+    dev_server_env: WorkflowEnvironment, task_queue: str, services: Services, ledger: Ledger
+) -> None:
+    # Far more failing attempts than the test lasts: the outage is still on when it cancels.
+    order = replace(ORDER, inventory_outage_attempts=100, approval_threshold_cents=NO_APPROVAL)
+    async with order_worker(dev_server_env, task_queue, services):
+        handle = await place(dev_server_env, task_queue, order)
+        outage = await retrying(handle, "reserve_inventory")
+        accepted = await handle.execute_update(
+            OrderWorkflow.cancel_order, CancelOrder("took too long")
+        )
+        error = await failure_of(handle)
+
+    assert outage.last_failure.message.startswith("inventory service is down")
+    assert accepted == CancelAccepted(step=OrderStep.RESERVING_INVENTORY)
+    assert error.type == OrderError.CANCELLED
+    assert error.message == "Order cancelled: took too long"
+    assert undone(error) == ["refund payment"]
+    assert effects(ledger, handle.id) == {"charge": 1, "refund": 1}
+
+
+async def test_cancel_while_packing_releases_inventory_then_refunds(
+    dev_server_env: WorkflowEnvironment, task_queue: str, ledger: Ledger
+) -> None:
+    services = PackingHeld(ledger)
+    order = replace(ORDER, pack=True, approval_threshold_cents=NO_APPROVAL)
+    async with order_worker(dev_server_env, task_queue, services):
+        handle = await place(dev_server_env, task_queue, order)
+        await until_reached(services)  # The first unit is being packed.
+        accepted = await handle.execute_update(
+            OrderWorkflow.cancel_order, CancelOrder("found it cheaper")
+        )
+        # The packing activity learns of the cancellation from its next heartbeat (seconds).
+        error = await failure_of(handle)
+
+    assert accepted == CancelAccepted(step=OrderStep.PACKING)
+    assert error.type == OrderError.CANCELLED
+    # Newest first: the reservation is released before the payment is refunded.
+    assert undone(error) == ["release inventory", "refund payment"]
+    assert effects(ledger, handle.id) == {
+        "charge": 1,
+        "reservation": 1,
+        "packing slip": 1,
+        "release": 1,
+        "refund": 1,
+    }
+
+
+async def test_cancel_after_delivery_started_is_refused(
+    dev_server_env: WorkflowEnvironment, task_queue: str, ledger: Ledger
+) -> None:
+    services = DeliveryHeld(ledger)
+    order = replace(ORDER, approval_threshold_cents=NO_APPROVAL)
+    async with order_worker(dev_server_env, task_queue, services):
+        handle = await place(dev_server_env, task_queue, order)
+        await until_reached(services)  # The parcel is being handed to the carrier.
+        with pytest.raises(WorkflowUpdateFailedError) as refused:
+            await handle.execute_update(OrderWorkflow.cancel_order, CancelOrder("too slow"))
+        services.let_through.set()
+        result = await result_of(handle)
+
+    assert isinstance(refused.value.cause, ApplicationError)
+    assert refused.value.cause.message == "too late to cancel: the order is delivering"
+    assert result.approval == ApprovalState.NOT_REQUIRED
+    assert effects(ledger, handle.id) == {"charge": 1, "reservation": 1, "shipment": 1, "e-mail": 1}
