@@ -51,7 +51,12 @@ class OrderActivities:
 
     @activity.defn
     async def process_payment(self, request: PaymentRequest) -> Payment:
-        expiry = parse_card_expiry(request.card_expiry)
+        try:
+            expiry = parse_card_expiry(request.card_expiry)
+        except ValueError as err:
+            raise ApplicationError(
+                str(err), type=OrderError.INVALID_CARD, non_retryable=True
+            ) from err
         if expiry.is_expired(date.today()):
             raise ApplicationError(
                 f"card expired {expiry}", type=OrderError.CARD_EXPIRED, non_retryable=True

@@ -48,6 +48,7 @@ class OrderError(StrEnum):
     """`type` of every ApplicationError that ends an order, so callers can branch on it."""
 
     CARD_EXPIRED = "CardExpired"
+    INVALID_CARD = "InvalidCard"
     POLICY_DENIED = "PolicyDenied"
     OUT_OF_STOCK = "OutOfStock"
     APPROVAL_TIMED_OUT = "ApprovalTimedOut"
@@ -99,12 +100,12 @@ def format_cents(cents: int) -> str:
     return f"${cents // 100:,}.{cents % 100:02d}"
 
 
-_AMOUNT = re.compile(r"\$?(\d{1,9})(?:\.(\d{2}))?")
+_AMOUNT = re.compile(r"\$?([0-9]{1,9})(?:\.([0-9]{2}))?")
 
 
 def parse_cents(text: str) -> int:
-    """Parses a dollar amount such as 100, 99.95 or $1250.00 into integer cents."""
-    match = _AMOUNT.fullmatch(text.strip())
+    """Parses a dollar amount such as 100, 99.95 or $1,250.00 into integer cents."""
+    match = _AMOUNT.fullmatch(text.strip().replace(",", ""))
     if not match:
         raise ValueError(f"amount must be dollars with optional cents, e.g. 99.95 (got {text!r})")
     return int(match[1]) * 100 + int(match[2] or 0)
@@ -112,7 +113,7 @@ def parse_cents(text: str) -> int:
 
 # --- Card expiry ---------------------------------------------------------------------------------
 
-_EXPIRY = re.compile(r"(\d{2})/(\d{2})")
+_EXPIRY = re.compile(r"([0-9]{2})/([0-9]{2})")
 
 
 @dataclass(frozen=True, order=True)

@@ -49,11 +49,11 @@ SERVICE_CALL_TIMEOUT = timedelta(seconds=5)
 PACKING_TIMEOUT = timedelta(minutes=10)
 PACKING_HEARTBEAT_TIMEOUT = timedelta(seconds=5)
 
-# Payment retries transient errors; an expired card never becomes valid by retrying.
+# Payment retries transient errors; an expired or unreadable card never works by retrying.
 PAYMENT_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1),
     maximum_interval=timedelta(seconds=10),
-    non_retryable_error_types=[OrderError.CARD_EXPIRED],
+    non_retryable_error_types=[OrderError.CARD_EXPIRED, OrderError.INVALID_CARD],
 )
 
 # Inventory, packing, delivery and every compensation: no attempt cap and no overall deadline, so
@@ -94,6 +94,7 @@ class OrderWorkflow:
         # Compensations of the steps begun so far, run last-in-first-out if the order cannot go on.
         self._undo: list[Callable[[], Awaitable[CompensationResult]]] = []
         self._compensations: list[CompensationResult] = []
+        self._failed_step = self._step
 
     @workflow.run
     async def run(self, order: Order) -> OrderResult:
@@ -103,8 +104,12 @@ class OrderWorkflow:
             await self._wait_for_approval()
             reservation = await self._reserve_inventory()
             packing = await self._pack_items() if order.pack else None
-        except (FailureError, asyncio.CancelledError) as failure:
-            raise await self._give_back(failure) from failure
+        except asyncio.CancelledError:  # Cancelled through Temporal itself (e.g. the Web UI).
+            await self._compensate()
+            raise
+        except FailureError as failure:
+            await self._compensate()
+            raise self._order_failure(failure) from failure
         shipment = await self._deliver()
         confirmation = await self._send_confirmation(shipment)
         self._step = OrderStep.COMPLETED
@@ -166,7 +171,7 @@ class OrderWorkflow:
     async def _check_policy(self) -> None:
         check = PolicyCheck(self._order_id, self._order.customer, self._order.total_cents)
         decision = await self._step_activity(
-            OrderStep.CHECKING_POLICY, OrderActivities.check_policy, check, PAYMENT_RETRY
+            OrderStep.CHECKING_POLICY, OrderActivities.check_policy, check, UNTIL_IT_WORKS
         )
         if not decision.approved:
             raise ApplicationError(
@@ -290,9 +295,11 @@ class OrderWorkflow:
             cancellation_type=ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
         )
         await workflow.wait_condition(lambda: handle.done() or self._cancel_reason is not None)
-        if not handle.done():
-            handle.cancel()
-            await workflow.wait([handle])
+        # A cancel accepted as the step finished still wins: the caller was told it would.
+        if self._cancel_reason is not None:
+            if not handle.done():
+                handle.cancel()
+                await workflow.wait([handle])
             self._raise_if_cancelled()
         return handle.result()
 
@@ -310,24 +317,25 @@ class OrderWorkflow:
             )
         )
 
-    async def _give_back(self, failure: BaseException) -> BaseException:
-        """Undoes what the order did, newest first; returns the error that ends the order."""
-        failed_step = self._step
+    async def _compensate(self) -> None:
+        """Undoes what the order did, newest first."""
+        self._failed_step = self._step
         self._step = OrderStep.COMPENSATING
         for undo in reversed(self._undo):
             result = await undo()
             if result.detail:
                 self._compensations.append(result)
         self._step = OrderStep.FAILED
-        if isinstance(failure, asyncio.CancelledError):
-            return failure
+
+    def _order_failure(self, failure: FailureError) -> ApplicationError:
+        """The error that ends the order: the reason, its type, and what was undone."""
         # An activity's failure wraps the service's own error: that is the reason to report.
         cause = failure.cause if isinstance(failure, ActivityError) and failure.cause else failure
         message = cause.message if isinstance(cause, FailureError) else str(cause)
-        workflow.logger.info("Order %s ended at %s: %s", self._order_id, failed_step, message)
+        workflow.logger.info("Order %s ended at %s: %s", self._order_id, self._failed_step, message)
         return ApplicationError(
             message,
-            OrderFailure(step=failed_step, compensations=self._compensations),
+            OrderFailure(step=self._failed_step, compensations=self._compensations),
             type=cause.type if isinstance(cause, ApplicationError) else None,
             non_retryable=True,
         )

@@ -57,6 +57,7 @@ def test_card_works_through_the_last_day_of_its_expiry_month(
         ("100", 10_000),
         ("99.95", 9_995),
         ("$1250.00", 125_000),
+        ("$1,250.00", 125_000),
         ("0.05", 5),
         ("0", 0),
         (" 7 ", 700),
@@ -68,7 +69,7 @@ def test_parse_cents_reads_dollars_with_optional_cents(text: str, cents: int) ->
 
 
 @pytest.mark.parametrize(
-    "text", ["", "$", "abc", "1.5", "1.234", ".50", "12.", "-5", "1,250.00", "1250$", "1234567890"]
+    "text", ["", "$", "abc", "1.5", "1.234", ".50", "12.", "-5", "1250$", "١٢", "1234567890"]
 )
 def test_parse_cents_rejects_anything_else(text: str) -> None:
     with pytest.raises(ValueError, match="amount must be dollars"):
@@ -87,6 +88,7 @@ def test_parse_cents_rejects_anything_else(text: str) -> None:
 )
 def test_format_cents(cents: int, text: str) -> None:
     assert format_cents(cents) == text
+    assert parse_cents(text) == cents
 
 
 def test_order_total_is_the_sum_of_its_lines() -> None:

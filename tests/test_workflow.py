@@ -402,6 +402,20 @@ async def test_expired_card_is_declined_without_retrying(
     assert effects(ledger, handle.id) == {}
 
 
+async def test_unreadable_card_is_declined_without_retrying(
+    dev_server_env: WorkflowEnvironment, task_queue: str, services: Services, ledger: Ledger
+) -> None:
+    """A client that skips the scripts' validation still gets an answer, not endless retries."""
+    async with order_worker(dev_server_env, task_queue, services):
+        handle = await place(dev_server_env, task_queue, replace(ORDER, card_expiry="13/30"))
+        error = await failure_of(handle)
+
+    assert error.type == OrderError.INVALID_CARD
+    assert "card expiry month must be 01 to 12" in error.message
+    assert await started_attempts(handle, "process_payment") == [1]
+    assert effects(ledger, handle.id) == {}
+
+
 @pytest.mark.parametrize(
     ("customer", "items", "message"),
     [
