@@ -1,0 +1,87 @@
+"""One benchmark worker: the sample's order workflow and activities, or the baseline's."""
+
+# throughput.py runs it as a process of its own, so that the worker's CPU time and memory are
+# measured apart from the load generator's. It prints "ready" once it polls, and stops when its
+# stdin closes, which also happens when the benchmark is killed.
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import sys
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+# The sample is a folder of scripts that import each other by bare name (`from shared import
+# ...`), not an installed package: put that folder on the path, and the repository root for
+# `benchmarks.baseline`, before importing from either. Both kinds import everything, so that
+# their memory differs only by what their workflows and activities hold.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "order_application"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+from activities import OrderActivities
+from benchmarks.baseline import BaselineWorkflow, no_op
+from services import Ledger, Services
+from workflow import OrderWorkflow
+
+PROJECT, BASELINE = "project", "baseline"
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--kind", choices=[PROJECT, BASELINE], required=True)
+    parser.add_argument("--address", required=True, help="the Temporal server, HOST:PORT")
+    parser.add_argument("--namespace", default="default")
+    parser.add_argument("--task-queue", required=True)
+    parser.add_argument("--ledger", type=Path, help="the services' SQLite file (project only)")
+    args = parser.parse_args()
+    if args.kind == PROJECT and args.ledger is None:
+        parser.error("--ledger is required with --kind project")
+    return args
+
+
+def stop_on_stdin_eof(stop: asyncio.Event) -> None:
+    loop = asyncio.get_running_loop()
+
+    def wait_for_eof() -> None:
+        sys.stdin.buffer.read()
+        loop.call_soon_threadsafe(stop.set)
+
+    # A daemon thread: its blocking read must not keep the process alive once the worker stops.
+    threading.Thread(target=wait_for_eof, daemon=True).start()
+
+
+async def main() -> None:
+    args = parse_args()
+    # Log as order_application/worker.py does, so the sample's log lines cost what they cost
+    # there (the benchmark sends stderr to a file).
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
+    client = await Client.connect(args.address, namespace=args.namespace)
+    with contextlib.ExitStack() as stack:
+        workflows: list[type]
+        activities: list[Callable[..., Any]]
+        if args.kind == PROJECT:
+            # The services of a real run, answering at once.
+            ledger = stack.enter_context(contextlib.closing(Ledger(args.ledger)))
+            workflows = [OrderWorkflow]
+            activities = OrderActivities(Services(ledger, delay=0, pack_delay=0)).all()
+        else:
+            workflows, activities = [BaselineWorkflow], [no_op]
+        # The same Worker settings for both kinds: the SDK's defaults, as worker.py uses them.
+        worker = Worker(
+            client, task_queue=args.task_queue, workflows=workflows, activities=activities
+        )
+        stop = asyncio.Event()
+        stop_on_stdin_eof(stop)
+        async with worker:
+            print("ready", flush=True)
+            await stop.wait()
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
