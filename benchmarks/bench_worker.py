@@ -27,6 +27,7 @@ from temporalio.worker import Worker
 from activities import OrderActivities
 from benchmarks.baseline import BaselineWorkflow, no_op
 from services import Ledger, Services
+from worker import MAX_CACHED_ORDERS
 from workflow import OrderWorkflow
 
 PROJECT, BASELINE = "project", "baseline"
@@ -72,9 +73,13 @@ async def main() -> None:
             activities = OrderActivities(Services(ledger, delay=0, pack_delay=0)).all()
         else:
             workflows, activities = [BaselineWorkflow], [no_op]
-        # The same Worker settings for both kinds: the SDK's defaults, as worker.py uses them.
+        # The same Worker settings for both kinds, as worker.py sets them.
         worker = Worker(
-            client, task_queue=args.task_queue, workflows=workflows, activities=activities
+            client,
+            task_queue=args.task_queue,
+            workflows=workflows,
+            activities=activities,
+            max_cached_workflows=MAX_CACHED_ORDERS,
         )
         stop = asyncio.Event()
         stop_on_stdin_eof(stop)
