@@ -129,6 +129,30 @@ def test_missing_expiry_is_usage_error(env: dict[str, str]) -> None:
     assert "the following arguments are required: MM/YY" in result.stderr
 
 
+@pytest.mark.parametrize(
+    ("script", "args", "message"),
+    [
+        ("starter.py", ["12/30", "--item", "MUG"], "item must be SKU:QTY[:PRICE]"),
+        ("starter.py", ["12/30", "--item", "BOOK:1"], "a price for SKUs outside the catalogue"),
+        ("starter.py", ["12/30", "--item", "MUG:0"], "QTY >= 1"),
+        ("starter.py", ["12/30", "--approval-threshold", "ten"], "amount must be dollars"),
+        ("starter.py", ["12/30", "--approval-timeout", "0"], "must be a number of seconds"),
+        ("starter.py", ["12/30", "--small", "--large"], "not allowed with argument"),
+        ("approve.py", ["some-order", "--reject", " "], "--reject needs a reason"),
+        ("approve.py", ["some-order", "ok", "--reject", "no"], "not both"),
+        ("schedule.py", ["create", "12/30", "--every", "-1"], "must be a number of seconds"),
+        ("schedule.py", ["pause"], "invalid choice"),
+    ],
+)
+def test_bad_options_are_usage_errors(
+    env: dict[str, str], script: str, args: list[str], message: str
+) -> None:
+    result = run_script(script, *args, env=env)
+    assert result.returncode == 2, result
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+
+
 @pytest.mark.parametrize("script", ["approve.py", "cancel.py", "status.py"])
 def test_unknown_order_is_one_line_error(env: dict[str, str], script: str) -> None:
     result = run_script(script, "no-such-order", env=env)
