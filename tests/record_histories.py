@@ -24,6 +24,8 @@ from temporalio.worker import Worker
 # The sample is a flat folder of scripts that import each other by bare name.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "order_application"))
 
+from test_workflow import NO_APPROVAL, ORDER
+
 from activities import OrderActivities
 from buggy_workflow import BuggyOrderWorkflow
 from services import Ledger, Services
@@ -41,18 +43,6 @@ from workflow import OrderWorkflow
 
 HISTORIES = Path(__file__).resolve().parent / "histories"
 BIN_DIR = Path(sys.executable).parent
-
-ORDER = Order(
-    customer="ada@example.com",
-    items=[
-        LineItem("T-SHIRT", 1, CATALOG["T-SHIRT"]),
-        LineItem("STICKERS", 2, CATALOG["STICKERS"]),
-    ],
-    shipping_address="1 Main Street, Springfield",
-    card_expiry="12/99",
-)
-NO_APPROVAL = 100_000_000
-"""An approval threshold above any order here."""
 
 OrderHandle = WorkflowHandle[Any, OrderResult]
 
