@@ -7,7 +7,6 @@
 import argparse
 import asyncio
 import contextlib
-import logging
 import sys
 import threading
 from collections.abc import Callable
@@ -27,7 +26,7 @@ from temporalio.worker import Worker
 from activities import OrderActivities
 from benchmarks.baseline import BaselineWorkflow, no_op
 from services import Ledger, Services
-from worker import MAX_CACHED_ORDERS
+from worker import MAX_CACHED_ORDERS, configure_logging
 from workflow import OrderWorkflow
 
 PROJECT, BASELINE = "project", "baseline"
@@ -61,7 +60,7 @@ async def main() -> None:
     args = parse_args()
     # Log as order_application/worker.py does, so the sample's log lines cost what they cost
     # there (the benchmark sends stderr to a file).
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
+    configure_logging()
     client = await Client.connect(args.address, namespace=args.namespace)
     with contextlib.ExitStack() as stack:
         workflows: list[type]

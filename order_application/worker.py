@@ -31,6 +31,17 @@ MAX_CACHED_ORDERS = 1_000
 SHUTDOWN_GRACE_SECONDS = 5
 
 
+def configure_logging() -> None:
+    """One short line per step of an order, with the time."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
+    # Every message names its order; the SDK's context dictionary on each line is only noise here.
+    activity.logger.activity_info_on_message = False
+    workflow.logger.workflow_info_on_message = False
+    # The worker's own progress notes (such as the shutdown notice) would only repeat what this
+    # script prints; its warnings, such as a failing workflow task, still show.
+    logging.getLogger("temporalio.worker").setLevel(logging.WARNING)
+
+
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument(
@@ -51,13 +62,7 @@ def parse_args() -> argparse.Namespace:
 
 async def main() -> int:
     args = parse_args()
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
-    # Every message names its order; the SDK's context dictionary on each line is only noise here.
-    activity.logger.activity_info_on_message = False
-    workflow.logger.workflow_info_on_message = False
-    # The worker's own progress notes (such as the shutdown notice) would only repeat what this
-    # script prints; its warnings, such as a failing workflow task, still show.
-    logging.getLogger("temporalio.worker").setLevel(logging.WARNING)
+    configure_logging()
     settings = load_settings()
     client = await connect_or_start_dev_server(settings)
 
