@@ -186,6 +186,36 @@ async def connect(
 
 
 @dataclass
+class Server:
+    """The Temporal server one phase runs against, and the processes whose CPU time it measures."""
+
+    address: str
+    namespace: str
+    client: Client
+    processes: dict[str, psutil.Process]
+    """The load generator, and the dev server when the benchmark started it."""
+
+
+@contextlib.asynccontextmanager
+async def server_for_phase(args: argparse.Namespace, workdir: Path) -> AsyncIterator[Server]:
+    """A fresh in-memory dev server, stopped on the way out; or the one TEMPORAL_ADDRESS names.
+
+    The dev server keeps every finished workflow in memory and slows down as they pile up: over
+    four phases on one server its CPU per order grew by a quarter. A fresh server per phase
+    gives every phase, whichever side and position, the same start.
+    """
+    load_generator = psutil.Process()
+    if args.address is not None:
+        client = await connect(args.address, args.namespace, None, workdir / "temporal.log")
+        yield Server(args.address, args.namespace, client, {"load_generator": load_generator})
+        return
+    with dev_server(workdir) as (address, process):
+        client = await connect(address, args.namespace, process, workdir / "temporal.log")
+        processes = {"load_generator": load_generator, "server": psutil.Process(process.pid)}
+        yield Server(address, args.namespace, client, processes)
+
+
+@dataclass
 class WorkerProcess:
     kind: str
     process: psutil.Process
@@ -218,7 +248,7 @@ def worker_environment(workdir: Path) -> dict[str, str]:
 
 @contextlib.asynccontextmanager
 async def worker_process(
-    kind: str, task_queue: str, address: str, namespace: str, workdir: Path
+    kind: str, task_queue: str, server: Server, workdir: Path
 ) -> AsyncIterator[WorkerProcess]:
     """A fresh worker process of the given kind, polling `task_queue`; stopped on the way out."""
     log = workdir / f"{task_queue}.log"
@@ -227,7 +257,7 @@ async def worker_process(
         child = await asyncio.create_subprocess_exec(
             sys.executable,
             str(WORKER_SCRIPT),
-            *("--kind", kind, "--address", address, "--namespace", namespace),
+            *("--kind", kind, "--address", server.address, "--namespace", server.namespace),
             *("--task-queue", task_queue, "--ledger", str(workdir / f"{task_queue}.sqlite3")),
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
@@ -390,7 +420,6 @@ class Phase:
     kind: str
     round: int
     batch: Batch
-    single_order_latencies: list[float]
     worker_peak_rss: int
 
 
@@ -408,50 +437,71 @@ def percentiles_ms(seconds: list[float]) -> dict[str, float]:
 
 
 async def run_phase(
-    client: Client,
-    kind: str,
-    round_: int,
-    args: argparse.Namespace,
-    run_id: str,
-    workdir: Path,
-    processes: dict[str, psutil.Process],
+    kind: str, round_: int, args: argparse.Namespace, run_id: str, workdir: Path
 ) -> Phase:
-    """One fresh worker: an unmeasured warm-up order, single orders in sequence, then a batch."""
+    """One fresh server and worker: an unmeasured warm-up order, then a batch."""
     task_queue = f"bench-{run_id}-{kind}-{round_}"
-    label = f"{kind} #{round_}"
-    async with worker_process(kind, task_queue, args.address, args.namespace, workdir) as worker:
+    async with (
+        server_for_phase(args, workdir) as server,
+        worker_process(kind, task_queue, server, workdir) as worker,
+    ):
+        client = server.client
         # The first order pays for the worker's first import of the workflow in its sandbox.
         await worker.guard(run_order(client, kind, f"{task_queue}-warm-up", task_queue))
-        single = Progress(f"{label}: one at a time", args.single_orders)
-        singles: list[float] = []
-        for index in range(args.single_orders):
-            latency = await worker.guard(
-                run_order(client, kind, f"{task_queue}-single-{index}", task_queue)
-            )
-            if latency is None:
-                raise BenchmarkError(f"a single {kind} order failed; see {worker.log}")
-            singles.append(latency)
-            single.advance()
-        single.finish()
-        progress = Progress(f"{label}: {args.concurrency} at a time", args.orders)
-        clock = CpuClock({"worker": worker.process, **processes})
+        progress = Progress(f"{kind} #{round_}: {args.concurrency} at a time", args.orders)
+        clock = CpuClock({"worker": worker.process, **server.processes})
         batch = await worker.guard(
             run_batch(client, kind, task_queue, args.orders, args.concurrency, clock, progress)
         )
         progress.finish()
         if not batch.completed:
             raise BenchmarkError(f"not one {kind} order completed; see {worker.log}")
-        return Phase(kind, round_, batch, singles, peak_rss(worker.process))
+        return Phase(kind, round_, batch, peak_rss(worker.process))
 
 
-def summarise(phases: list[Phase]) -> dict[str, Any]:
+async def single_order_latencies(
+    args: argparse.Namespace, run_id: str, workdir: Path
+) -> dict[str, list[float]]:
+    """Each side's start-to-completion seconds for orders run one at a time, the sides in turn.
+
+    One order takes a few tens of milliseconds, and a shared machine's pace drifts by more than
+    the sides differ. So both workers run at once, idle but for the order in hand, and the sides
+    take turns order by order (project, baseline, baseline, project, ...): whatever slows the
+    machine down slows both alike.
+    """
+    queues = {kind: f"bench-{run_id}-{kind}-single" for kind in (PROJECT, BASELINE)}
+    latencies: dict[str, list[float]] = {PROJECT: [], BASELINE: []}
+    async with contextlib.AsyncExitStack() as stack:
+        server = await stack.enter_async_context(server_for_phase(args, workdir))
+        client = server.client
+        workers = {
+            kind: await stack.enter_async_context(worker_process(kind, queue, server, workdir))
+            for kind, queue in queues.items()
+        }
+        for kind, queue in queues.items():
+            await workers[kind].guard(run_order(client, kind, f"{queue}-warm-up", queue))
+        progress = Progress("one order at a time, in turns", 2 * args.single_orders)
+        for index in range(args.single_orders):
+            for kind in (PROJECT, BASELINE) if index % 2 == 0 else (BASELINE, PROJECT):
+                queue = queues[kind]
+                latency = await workers[kind].guard(
+                    run_order(client, kind, f"{queue}-{index}", queue)
+                )
+                if latency is None:
+                    raise BenchmarkError(f"a single {kind} order failed; see {workers[kind].log}")
+                latencies[kind].append(latency)
+                progress.advance()
+        progress.finish()
+    return latencies
+
+
+def summarise(phases: list[Phase], singles: list[float]) -> dict[str, Any]:
     """One side's numbers over its phases: totals over totals, percentiles over all orders."""
     completed = sum(p.batch.completed for p in phases)
     wall = sum(p.batch.wall_seconds for p in phases)
     cpu = {
         name: sum(p.batch.cpu_seconds[name] for p in phases) for name in phases[0].batch.cpu_seconds
     }
-    singles = [s for p in phases for s in p.single_order_latencies]
     return {
         "orders": sum(p.batch.orders for p in phases),
         "completed": completed,
@@ -459,6 +509,7 @@ def summarise(phases: list[Phase]) -> dict[str, Any]:
         "latency_ms": percentiles_ms([s for p in phases for s in p.batch.latencies]),
         "single_order_latency_ms": {
             "median": round(statistics.median(singles) * 1000, 1),
+            **{cut: ms for cut, ms in percentiles_ms(singles).items() if cut != "p50"},
             "samples": len(singles),
         },
         "cpu_ms_per_order": {name: 1000 * seconds / completed for name, seconds in cpu.items()},
@@ -481,7 +532,6 @@ def phase_json(phase: Phase) -> dict[str, Any]:
             name: 1000 * seconds / batch.completed for name, seconds in batch.cpu_seconds.items()
         },
         "worker_peak_rss_mb": phase.worker_peak_rss / MB,
-        "single_order_latency_ms": [round(s * 1000, 1) for s in phase.single_order_latencies],
     }
 
 
@@ -496,19 +546,15 @@ def target(name: str, measured: float, comparison: str, limit: float) -> dict[st
     }
 
 
-async def throughput_mode(
-    client: Client,
-    args: argparse.Namespace,
-    run_id: str,
-    workdir: Path,
-    processes: dict[str, psutil.Process],
-) -> dict[str, Any]:
+async def throughput_mode(args: argparse.Namespace, run_id: str, workdir: Path) -> dict[str, Any]:
+    singles = await single_order_latencies(args, run_id, workdir)
     phases = [
-        await run_phase(client, kind, round_, args, run_id, workdir, processes)
+        await run_phase(kind, round_, args, run_id, workdir)
         for kind, round_ in phase_order(args.rounds)
     ]
     results = {
-        kind: summarise([p for p in phases if p.kind == kind]) for kind in (PROJECT, BASELINE)
+        kind: summarise([p for p in phases if p.kind == kind], singles[kind])
+        for kind in (PROJECT, BASELINE)
     }
     project, baseline = results[PROJECT], results[BASELINE]
     ratios = {
@@ -576,17 +622,16 @@ async def bounded(concurrency: int, work: list[Awaitable[T]], progress: Progress
 
 
 async def waiting_side(
-    client: Client,
-    kind: str,
-    args: argparse.Namespace,
-    run_id: str,
-    workdir: Path,
-    processes: dict[str, psutil.Process],
+    kind: str, args: argparse.Namespace, run_id: str, workdir: Path
 ) -> dict[str, Any]:
     """Holds `args.orders` orders waiting for approval at once, then approves them all."""
     task_queue = f"bench-{run_id}-{kind}-waiting"
     orders, concurrency = args.orders, args.concurrency
-    async with worker_process(kind, task_queue, args.address, args.namespace, workdir) as worker:
+    async with (
+        server_for_phase(args, workdir) as server,
+        worker_process(kind, task_queue, server, workdir) as worker,
+    ):
+        client = server.client
         idle_rss = worker.process.memory_info().rss
         began = time.perf_counter()
         handles = await worker.guard(
@@ -609,7 +654,7 @@ async def waiting_side(
         all_waiting = time.perf_counter() - began
         waiting_rss, waiting_peak_rss = worker.process.memory_info().rss, peak_rss(worker.process)
 
-        clock = CpuClock({"worker": worker.process, **processes})
+        clock = CpuClock({"worker": worker.process, **server.processes})
         clock.start()
         began = time.perf_counter()
         await worker.guard(
@@ -640,16 +685,9 @@ async def waiting_side(
         }
 
 
-async def waiting_mode(
-    client: Client,
-    args: argparse.Namespace,
-    run_id: str,
-    workdir: Path,
-    processes: dict[str, psutil.Process],
-) -> dict[str, Any]:
+async def waiting_mode(args: argparse.Namespace, run_id: str, workdir: Path) -> dict[str, Any]:
     results = {
-        kind: await waiting_side(client, kind, args, run_id, workdir, processes)
-        for kind in (PROJECT, BASELINE)
+        kind: await waiting_side(kind, args, run_id, workdir) for kind in (PROJECT, BASELINE)
     }
     project = results[PROJECT]
     return {
@@ -691,15 +729,14 @@ def machine() -> dict[str, Any]:
     }
 
 
-def server_description(address: str, own_server: bool) -> dict[str, str]:
-    if not own_server:
+def server_description(address: str | None) -> dict[str, str]:
+    if address is not None:
         return {"address": address, "kind": "TEMPORAL_ADDRESS"}
     version = subprocess.run(
         [str(TEMPORAL_CLI), "--version"], capture_output=True, text=True, check=False
     ).stdout.strip()
     return {
-        "address": address,
-        "kind": f"in-memory dev server, {' '.join(DEV_SERVER_TUNING[1:])}",
+        "kind": f"a fresh in-memory dev server per phase, {' '.join(DEV_SERVER_TUNING[1:])}",
         "version": version,
     }
 
@@ -730,6 +767,7 @@ def throughput_table(report: dict[str, Any]) -> str:
     lines = [
         f"Throughput: {settings['orders']} orders per phase, {settings['concurrency']} in flight,"
         " phases " + ", ".join(f"{p['kind']} #{p['round']}" for p in report["phases"]),
+        f"Single orders: {settings['single_orders']} per side, one at a time, the sides in turn",
         *header(report),
         row(
             "orders per second",
@@ -775,12 +813,11 @@ def throughput_table(report: dict[str, Any]) -> str:
             for kind, side in ((PROJECT, project), (BASELINE, baseline))
         ),
         "",
-        f"{'Phase':<14}{'orders/s':>9}{'p50 ms':>9}{'single ms':>10}{'worker CPU':>11}"
-        f"{'server CPU':>11}  (CPU in ms per order)",
+        f"{'Phase':<14}{'orders/s':>9}{'p50 ms':>9}{'worker CPU':>11}{'server CPU':>11}"
+        "  (CPU in ms per order)",
         *(
             f"{phase['kind'] + ' #' + str(phase['round']):<14}{phase['orders_per_second']:>9.1f}"
             f"{phase['latency_ms'].get('p50', 0):>9.0f}"
-            f"{statistics.median(phase['single_order_latency_ms']):>10.1f}"
             f"{phase['cpu_ms_per_order']['worker']:>11.1f}"
             f"{phase['cpu_ms_per_order'].get('server', float('nan')):>11.1f}"
             for phase in report["phases"]
@@ -862,9 +899,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument(
         "--single-orders",
         type=int,
-        default=20,
-        help="orders run one at a time per phase for the single-order latency (default"
-        " %(default)s)",
+        default=50,
+        help="orders per side run one at a time, the sides in turn, for the single-order"
+        " latency (default %(default)s)",
     )
     parser.add_argument(
         "--output",
@@ -887,17 +924,8 @@ async def benchmark(args: argparse.Namespace, run_id: str) -> dict[str, Any]:
     assert this is not None
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, this.cancel)
     with tempfile.TemporaryDirectory(prefix="order-benchmark-") as tmp:
-        workdir = Path(tmp)
-        with contextlib.ExitStack() as stack:
-            server = None
-            if args.address is None:
-                args.address, server = stack.enter_context(dev_server(workdir))
-            client = await connect(args.address, args.namespace, server, workdir / "temporal.log")
-            processes = {"load_generator": psutil.Process()}
-            if server is not None:
-                processes["server"] = psutil.Process(server.pid)
-            run = throughput_mode if args.mode == THROUGHPUT else waiting_mode
-            return await run(client, args, run_id, workdir, processes)
+        run = throughput_mode if args.mode == THROUGHPUT else waiting_mode
+        return await run(args, run_id, Path(tmp))
 
 
 def main() -> int:
@@ -906,7 +934,6 @@ def main() -> int:
     output = args.output or RESULTS / f"{args.mode}-{started:%Y%m%dT%H%M%SZ}.json"
     # In the task queues and workflow IDs, so that runs never meet, even on a shared server.
     run_id = uuid.uuid4().hex[:8]
-    own_server = args.address is None
     host = machine()
     try:
         report = asyncio.run(benchmark(args, run_id))
@@ -921,7 +948,7 @@ def main() -> int:
         "started_at": started.isoformat(timespec="seconds"),
         "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": {**host, "load_average_at_end": os.getloadavg()},
-        "server": server_description(args.address, own_server),
+        "server": server_description(args.address),
         "settings": {
             "orders": args.orders,
             "concurrency": args.concurrency,
