@@ -110,8 +110,9 @@ class OrderWorkflow:
         except FailureError as failure:
             await self._compensate()
             raise self._order_failure(failure) from failure
-        shipment = await self._deliver()
-        confirmation = await self._send_confirmation(shipment)
+        # From delivery on the parcel is on its way: a cancel through Temporal itself comes too late
+        # as well, and the order is finished (cancel.py is told so by the update's validator).
+        shipment, confirmation = await self._despite_cancel(self._deliver_and_confirm())
         self._step = OrderStep.COMPLETED
         workflow.logger.info("Order %s completed", self._order_id)
         return OrderResult(
@@ -235,6 +236,10 @@ class OrderWorkflow:
             heartbeat_timeout=PACKING_HEARTBEAT_TIMEOUT,
         )
 
+    async def _deliver_and_confirm(self) -> tuple[Shipment, Confirmation]:
+        shipment = await self._deliver()
+        return shipment, await self._send_confirmation(shipment)
+
     async def _deliver(self) -> Shipment:
         # Past this point the order can no longer be cancelled (see _only_before_delivery).
         self._step = OrderStep.DELIVERING
@@ -294,7 +299,13 @@ class OrderWorkflow:
             # Compensate only once the interrupted call has really stopped.
             cancellation_type=ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
         )
-        await workflow.wait_condition(lambda: handle.done() or self._cancel_reason is not None)
+        try:
+            await workflow.wait_condition(lambda: handle.done() or self._cancel_reason is not None)
+        except asyncio.CancelledError:
+            # Cancelled through Temporal itself: stop the step too, before run() compensates.
+            handle.cancel()
+            await workflow.wait([handle])
+            raise
         # A cancel accepted as the step finished still wins: the caller was told it would.
         if self._cancel_reason is not None:
             if not handle.done():
@@ -302,6 +313,14 @@ class OrderWorkflow:
                 await workflow.wait([handle])
             self._raise_if_cancelled()
         return handle.result()
+
+    async def _despite_cancel(self, work: Awaitable[R]) -> R:
+        """Runs `work` to its end, even if the workflow is cancelled through Temporal meanwhile."""
+        task = asyncio.ensure_future(work)
+        try:
+            return await asyncio.shield(task)
+        except asyncio.CancelledError:
+            return await task
 
     def _on_failure(
         self,

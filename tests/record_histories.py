@@ -1,10 +1,10 @@
 """Records the order histories that test_replay.py replays, into tests/histories/.
 
-    uv run python tests/record_histories.py
+    uv run python tests/record_histories.py [SCENARIO ...]
 
-Re-record only for a change to OrderWorkflow that no running order has to survive, and commit the
-files with it. A change guarded by workflow.patched must still replay the old files: keep them
-(under other names) beside the new ones.
+With no scenario named, it records them all. Re-record only for a change to OrderWorkflow that no
+running order has to survive, and commit the files with it. A change guarded by workflow.patched
+must still replay the old files: keep them (under other names) beside the new ones.
 """
 
 import asyncio
@@ -128,17 +128,30 @@ async def cancelled(recorder: Recorder, name: str) -> OrderHandle:
     return handle
 
 
+async def reservation_retrying(handle: OrderHandle) -> None:
+    async def check() -> bool:
+        pending = (await handle.describe()).raw_description.pending_activities
+        return any(a.attempt > 1 for a in pending)
+
+    await until(check)
+
+
 async def cancelled_during_outage(recorder: Recorder, name: str) -> OrderHandle:
     order = replace(ORDER, inventory_outage_attempts=100, approval_threshold_cents=NO_APPROVAL)
     async with recorder.worker(name):
         handle = await recorder.place(name, order)
-
-        async def reservation_retrying() -> bool:
-            pending = (await handle.describe()).raw_description.pending_activities
-            return any(a.attempt > 1 for a in pending)
-
-        await until(reservation_retrying)
+        await reservation_retrying(handle)
         await handle.execute_update(OrderWorkflow.cancel_order, CancelOrder("took too long"))
+        await ended(handle)
+    return handle
+
+
+async def cancelled_through_temporal(recorder: Recorder, name: str) -> OrderHandle:
+    order = replace(ORDER, inventory_outage_attempts=100, approval_threshold_cents=NO_APPROVAL)
+    async with recorder.worker(name):
+        handle = await recorder.place(name, order)
+        await reservation_retrying(handle)
+        await handle.cancel()  # As the Web UI or `temporal workflow cancel` would.
         await ended(handle)
     return handle
 
@@ -188,6 +201,7 @@ SCENARIOS: dict[str, tuple[bool, Scenario]] = {
     "rejected": (False, rejected),
     "cancelled": (False, cancelled),
     "cancelled_during_outage": (False, cancelled_during_outage),
+    "cancelled_through_temporal": (False, cancelled_through_temporal),
     "no_approval_needed": (False, runs_alone(replace(ORDER, approval_threshold_cents=NO_APPROVAL))),
     "packed": (
         False,
@@ -208,7 +222,10 @@ SCENARIOS: dict[str, tuple[bool, Scenario]] = {
 }
 
 
-async def main() -> None:
+async def main(names: list[str]) -> None:
+    unknown = sorted(set(names) - set(SCENARIOS))
+    if unknown:
+        raise SystemExit(f"no such scenario: {', '.join(unknown)} (known: {', '.join(SCENARIOS)})")
     HISTORIES.mkdir(exist_ok=True)
     with tempfile.TemporaryDirectory() as data:
         ledger = Ledger(Path(data) / "ledger.sqlite3")
@@ -222,7 +239,8 @@ async def main() -> None:
                 test_server_existing_path=str(BIN_DIR / "temporal-test-server")
             ) as test_server,
         ):
-            for name, (time_skipping, scenario) in SCENARIOS.items():
+            for name in names or list(SCENARIOS):
+                time_skipping, scenario = SCENARIOS[name]
                 handle = await scenario(
                     Recorder(test_server if time_skipping else dev_server, services), name
                 )
@@ -233,4 +251,4 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    asyncio.run(main(sys.argv[1:]))

@@ -24,6 +24,7 @@ SCENARIOS = [
     "rejected",
     "cancelled",
     "cancelled_during_outage",
+    "cancelled_through_temporal",
     "no_approval_needed",
     "packed",
     "out_of_stock",

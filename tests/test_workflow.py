@@ -19,7 +19,7 @@ from temporalio.client import (
     WorkflowUpdateFailedError,
 )
 from temporalio.converter import value_to_type
-from temporalio.exceptions import ApplicationError
+from temporalio.exceptions import ApplicationError, CancelledError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
@@ -196,6 +196,12 @@ class DeliveryHeld(HeldServices):
     async def ship(self, order_id: str, address: str) -> tuple[str, date]:
         await self._hold()
         return await super().ship(order_id, address)
+
+
+class ReservationHeld(HeldServices):
+    async def reserve(self, order_id: str, items: list[LineItem]) -> str:
+        await self._hold()
+        return await super().reserve(order_id, items)
 
 
 class PackingHeld(HeldServices):
@@ -540,6 +546,49 @@ async def test_cancel_while_packing_releases_inventory_then_refunds(
         "release": 1,
         "refund": 1,
     }
+
+
+async def test_cancel_through_temporal_waits_for_the_step_in_flight_then_undoes_it(
+    dev_server_env: WorkflowEnvironment, task_queue: str, ledger: Ledger
+) -> None:
+    services = ReservationHeld(ledger)
+    order = replace(ORDER, approval_threshold_cents=NO_APPROVAL)
+    async with order_worker(dev_server_env, task_queue, services):
+        handle = await place(dev_server_env, task_queue, order)
+        await until_reached(services)  # The inventory service has the request in hand.
+        await handle.cancel()  # As the Web UI or `temporal workflow cancel` would.
+        await first_event(handle, EventType.EVENT_TYPE_ACTIVITY_TASK_CANCEL_REQUESTED)
+        services.let_through.set()  # The reservation goes through after all.
+        with pytest.raises(WorkflowFailureError) as failed:
+            await result_of(handle)
+
+    assert isinstance(failed.value.cause, CancelledError)
+    assert (await handle.describe()).status == WorkflowExecutionStatus.CANCELED
+    # The reservation made while the cancel was on its way is released, not leaked.
+    assert [effect.kind for effect in ledger.effects(handle.id)] == [
+        "charge",
+        "reservation",
+        "release",
+        "refund",
+    ]
+
+
+async def test_cancel_through_temporal_after_delivery_started_is_too_late(
+    dev_server_env: WorkflowEnvironment, task_queue: str, ledger: Ledger
+) -> None:
+    services = DeliveryHeld(ledger)
+    order = replace(ORDER, approval_threshold_cents=NO_APPROVAL)
+    async with order_worker(dev_server_env, task_queue, services):
+        handle = await place(dev_server_env, task_queue, order)
+        await until_reached(services)  # The parcel is being handed to the carrier.
+        await handle.cancel()
+        await first_event(handle, EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CANCEL_REQUESTED)
+        services.let_through.set()
+        result = await result_of(handle)
+
+    assert result.shipment.tracking_number.startswith("trk-")
+    assert (await handle.describe()).status == WorkflowExecutionStatus.COMPLETED
+    assert effects(ledger, handle.id) == {"charge": 1, "reservation": 1, "shipment": 1, "e-mail": 1}
 
 
 async def test_cancel_after_delivery_started_is_refused(
