@@ -51,7 +51,7 @@ async def main() -> int:
     try:
         await handle.result()
     except WorkflowFailureError as err:
-        reason, compensations = failure_reason(err)
+        reason, compensations = await failure_reason(handle, err)
         print(f"Order {args.order_id} ended: {reason}; {describe_compensations(compensations)}")
         return EXIT_OK
     raise UserError(f"order {args.order_id} completed before the cancel took effect")

@@ -17,7 +17,7 @@ from temporalio.client import (
     WorkflowHandle,
     WorkflowQueryFailedError,
 )
-from temporalio.exceptions import ApplicationError, FailureError
+from temporalio.exceptions import ApplicationError, CancelledError, FailureError
 from temporalio.service import RPCError, RPCStatusCode
 
 from shared import (
@@ -264,13 +264,20 @@ def describe_result(result: OrderResult) -> str:
     return "\n".join(lines)
 
 
-def failure_reason(err: WorkflowFailureError) -> tuple[str, list[CompensationResult]]:
+async def failure_reason(
+    handle: WorkflowHandle[Any, Any], err: WorkflowFailureError
+) -> tuple[str, list[CompensationResult]]:
     """The one-line reason an order failed, and what was undone on the way out."""
     cause = err.cause
     while (
         isinstance(cause, FailureError) and not isinstance(cause, ApplicationError) and cause.cause
     ):
         cause = cause.cause
+    if isinstance(cause, CancelledError):
+        # Cancelled through Temporal itself (the Web UI, `temporal workflow cancel`): that carries
+        # no details, so ask the order, which a worker replays, what it undid.
+        status = await order_status(handle)
+        return "cancelled through Temporal", status.compensations if status else []
     if not isinstance(cause, ApplicationError):
         return (cause.message if isinstance(cause, FailureError) else str(cause)), []
     compensations: list[CompensationResult] = []

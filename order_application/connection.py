@@ -132,8 +132,10 @@ def _start_dev_server() -> int:
 def web_ui_link(settings: Settings, workflow_id: str) -> str | None:
     """Where to watch an order, when the server's Web UI can be told from its address."""
     base = os.environ.get("ORDER_WEB_UI")
-    if base is None and settings.address.split(":")[0] in {"localhost", "127.0.0.1"}:
-        base = f"http://localhost:{LOCAL_UI_PORT}"
+    host, _, port = settings.address.rpartition(":")
+    if base is None and host in {"localhost", "127.0.0.1"} and port.isdigit():
+        # A local dev server serves its UI 1,000 ports above its own unless told otherwise.
+        base = f"http://localhost:{int(port) + LOCAL_UI_PORT - LOCAL_PORT}"
     if base is None and ".tmprl.cloud" in settings.address:
         base = "https://cloud.temporal.io"
     if base is None:

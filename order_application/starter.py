@@ -78,7 +78,7 @@ async def main() -> int:
     try:
         result = await handle.result()
     except WorkflowFailureError as err:
-        reason, compensations = failure_reason(err)
+        reason, compensations = await failure_reason(handle, err)
         print(f"Order {order_id} failed: {reason}")
         if compensations:
             print(f"  undone: {describe_compensations(compensations)}")

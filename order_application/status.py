@@ -41,7 +41,7 @@ async def main() -> int:
         try:
             await handle.result()
         except WorkflowFailureError as err:
-            reason, compensations = failure_reason(err)
+            reason, compensations = await failure_reason(handle, err)
             print(f"Order {args.order_id} {finished(description)}: {reason}")
             print(f"  undone: {describe_compensations(compensations)}")
             return EXIT_OK
