@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from processes import (
     SCRIPTS,
+    TEMPORAL_CLI,
     DevServer,
     Worker,
     free_port,
@@ -205,6 +206,26 @@ def test_cancel_while_waiting_then_refused_when_finished(
     assert "refund payment: refund-" in cancelled.stdout
     again = run_script("cancel.py", order_id, env=env)
     assert_one_line_error(again, 1, f"order {order_id} has already failed")
+
+
+def test_cancel_through_temporal_shows_what_was_undone(
+    server: DevServer, env: dict[str, str], worker: Worker
+) -> None:
+    order_id = new_order_id()
+    run_script("starter.py", "12/30", "--order-id", order_id, "--no-wait", env=env)
+    # As someone would from a terminal (or with the Web UI's Cancel button).
+    subprocess.run(
+        [str(TEMPORAL_CLI), "workflow", "cancel", "--address", server.address, "-w", order_id],
+        check=True,
+        capture_output=True,
+    )
+    deadline = time.monotonic() + 60
+    while "canceled" not in (status := run_script("status.py", order_id, env=env)).stdout:
+        assert time.monotonic() < deadline, status
+        time.sleep(0.5)
+    assert status.returncode == 0, status
+    assert f"Order {order_id} canceled: cancelled through Temporal" in status.stdout
+    assert "undone: refund payment: refund-" in status.stdout
 
 
 def test_below_threshold_needs_no_approval(env: dict[str, str], worker: Worker) -> None:
