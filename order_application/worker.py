@@ -12,6 +12,7 @@ import signal
 from datetime import timedelta
 
 from temporalio import activity, workflow
+from temporalio.exceptions import ApplicationError
 from temporalio.worker import Worker
 
 from activities import OrderActivities
@@ -19,6 +20,7 @@ from buggy_workflow import BuggyOrderWorkflow
 from cli import EXIT_OK, run
 from connection import connect_or_start_dev_server, load_settings
 from services import Services
+from shared import ServiceUnavailableError
 from workflow import OrderWorkflow
 
 # Orders kept in memory between their steps (about 145 KB each, measured); an order pushed out of
@@ -26,9 +28,33 @@ from workflow import OrderWorkflow
 # 2,000 orders awaiting approval near 210 MB; raise it if memory is plentiful.
 MAX_CACHED_ORDERS = 1_000
 
+# Failures the order is built to meet: retried (a service down) or final (a declined card, an item
+# out of stock). Their tracebacks would only bury the story in the worker's terminal.
+EXPECTED_FAILURES = (ServiceUnavailableError, ApplicationError)
+
 # Seconds a stopping worker gives in-flight activities to finish before it lets them go; the
 # server retries whatever did not finish, so a short grace is safe.
 SHUTDOWN_GRACE_SECONDS = 5
+
+
+class ExpectedFailuresOnOneLine(logging.Filter):
+    """Shortens the SDK's report of a failed activity attempt to one line when the failure is one
+    an order expects (a service that is down, a declined card); anything else keeps its traceback.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        if isinstance(error, EXPECTED_FAILURES):
+            activity_info = getattr(record, "temporal_activity", {})
+            record.msg = "Order %s: %s failed (attempt %s): %s"
+            record.args = (
+                activity_info.get("workflow_id"),
+                activity_info.get("activity_type"),
+                activity_info.get("attempt"),
+                error,
+            )
+            record.exc_info = None
+        return True
 
 
 def configure_logging() -> None:
@@ -40,6 +66,7 @@ def configure_logging() -> None:
     # The worker's own progress notes (such as the shutdown notice) would only repeat what this
     # script prints; its warnings, such as a failing workflow task, still show.
     logging.getLogger("temporalio.worker").setLevel(logging.WARNING)
+    logging.getLogger("temporalio.activity").addFilter(ExpectedFailuresOnOneLine())
 
 
 def parse_args() -> argparse.Namespace:

@@ -105,6 +105,27 @@ def test_happy_path_place_approve_deliver(env: dict[str, str], worker: Worker) -
     assert "approved (looks good)" in out
 
 
+def test_api_downtime_is_ridden_out_and_logged_one_line_per_attempt(
+    env: dict[str, str], worker: Worker
+) -> None:
+    order_id = new_order_id()
+    log_start = len(worker.output())
+    result = run_script(
+        "starter.py", "12/30", "--inventory-down", "--approval-threshold", "1000",
+        "--order-id", order_id, env=env,
+    )  # fmt: skip
+
+    assert result.returncode == 0, result
+    assert f"Order {order_id} delivered." in result.stdout
+    log = worker.output()[log_start:]
+    for attempt in range(1, 5):
+        assert (
+            f"Order {order_id}: reserve_inventory failed (attempt {attempt}):"
+            f" inventory service is down (attempt {attempt} of 4)"
+        ) in log
+    assert "Traceback" not in log
+
+
 def test_expired_card_fails_at_once(env: dict[str, str], worker: Worker) -> None:
     result = run_script("starter.py", "12/23", env=env)
     assert result.returncode == 1, result
