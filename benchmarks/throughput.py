@@ -382,14 +382,16 @@ async def run_batch(
     concurrency: int,
     clock: CpuClock,
     progress: Progress,
+    id_prefix: str | None = None,
 ) -> Batch:
     """Runs `orders` orders, `concurrency` at a time (a new one starts as soon as one ends)."""
     slots = asyncio.Semaphore(concurrency)
     latencies: list[float] = []
+    id_prefix = id_prefix or task_queue
 
     async def one(index: int) -> None:
         async with slots:
-            latency = await run_order(client, kind, f"{task_queue}-{index}", task_queue)
+            latency = await run_order(client, kind, f"{id_prefix}-{index}", task_queue)
         if latency is not None:
             latencies.append(latency)
         progress.advance()
@@ -439,15 +441,31 @@ def percentiles_ms(seconds: list[float]) -> dict[str, float]:
 async def run_phase(
     kind: str, round_: int, args: argparse.Namespace, run_id: str, workdir: Path
 ) -> Phase:
-    """One fresh server and worker: an unmeasured warm-up order, then a batch."""
+    """One fresh server and worker: an unmeasured warm-up batch, then the measured batch."""
     task_queue = f"bench-{run_id}-{kind}-{round_}"
     async with (
         server_for_phase(args, workdir) as server,
         worker_process(kind, task_queue, server, workdir) as worker,
     ):
         client = server.client
-        # The first order pays for the worker's first import of the workflow in its sandbox.
-        await worker.guard(run_order(client, kind, f"{task_queue}-warm-up", task_queue))
+        # A fresh server and worker, and a machine that may have idled, start slow: first imports,
+        # empty caches, clocks ramping up. A warm-up batch at full concurrency takes that out of
+        # what is measured, on both sides alike.
+        warm_up = min(args.concurrency, args.orders)
+        warming = Progress(f"{kind} #{round_}: warming up", warm_up)
+        await worker.guard(
+            run_batch(
+                client,
+                kind,
+                task_queue,
+                warm_up,
+                args.concurrency,
+                CpuClock({}),
+                warming,
+                id_prefix=f"{task_queue}-warm-up",
+            )
+        )
+        warming.finish()
         progress = Progress(f"{kind} #{round_}: {args.concurrency} at a time", args.orders)
         clock = CpuClock({"worker": worker.process, **server.processes})
         batch = await worker.guard(
