@@ -337,14 +337,17 @@ class OrderWorkflow:
         )
 
     async def _compensate(self) -> None:
-        """Undoes what the order did, newest first."""
+        """Undoes what the order did, newest first; a cancel coming in meanwhile cannot stop it."""
         self._failed_step = self._step
         self._step = OrderStep.COMPENSATING
+        await self._despite_cancel(self._undo_all())
+        self._step = OrderStep.FAILED
+
+    async def _undo_all(self) -> None:
         for undo in reversed(self._undo):
             result = await undo()
             if result.detail:
                 self._compensations.append(result)
-        self._step = OrderStep.FAILED
 
     def _order_failure(self, failure: FailureError) -> ApplicationError:
         """The error that ends the order: the reason, its type, and what was undone."""

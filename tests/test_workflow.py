@@ -204,6 +204,12 @@ class ReservationHeld(HeldServices):
         return await super().reserve(order_id, items)
 
 
+class RefundHeld(HeldServices):
+    async def refund(self, order_id: str) -> str:
+        await self._hold()
+        return await super().refund(order_id)
+
+
 class PackingHeld(HeldServices):
     async def pack_unit(self, order_id: str, slip_id: str, index: int, sku: str) -> None:
         await self._hold()
@@ -571,6 +577,26 @@ async def test_cancel_through_temporal_waits_for_the_step_in_flight_then_undoes_
         "release",
         "refund",
     ]
+
+
+async def test_cancel_through_temporal_cannot_stop_a_refund_under_way(
+    dev_server_env: WorkflowEnvironment, task_queue: str, ledger: Ledger
+) -> None:
+    services = RefundHeld(ledger)
+    async with order_worker(dev_server_env, task_queue, services):
+        handle = await place(dev_server_env, task_queue, ORDER)
+        await reach(handle, OrderStep.AWAITING_APPROVAL)
+        await handle.signal(OrderWorkflow.reject_order, RejectOrder("address looks fake"))
+        await until_reached(services)  # The refund is under way.
+        await handle.cancel()
+        await first_event(handle, EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CANCEL_REQUESTED)
+        services.let_through.set()
+        error = await failure_of(handle)
+
+    # It ends as it was ending, rejected and refunded: the cancel came too late to change that.
+    assert error.type == OrderError.REJECTED
+    assert undone(error) == ["refund payment"]
+    assert effects(ledger, handle.id) == {"charge": 1, "refund": 1}
 
 
 async def test_cancel_through_temporal_after_delivery_started_is_too_late(
