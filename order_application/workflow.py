@@ -301,17 +301,14 @@ class OrderWorkflow:
         )
         try:
             await workflow.wait_condition(lambda: handle.done() or self._cancel_reason is not None)
-        except asyncio.CancelledError:
-            # Cancelled through Temporal itself: stop the step too, before run() compensates.
-            handle.cancel()
-            await workflow.wait([handle])
-            raise
-        # A cancel accepted as the step finished still wins: the caller was told it would.
-        if self._cancel_reason is not None:
+        finally:
+            # Cancelled, by cancel_order or through Temporal itself: stop the step before
+            # anything is compensated.
             if not handle.done():
                 handle.cancel()
                 await workflow.wait([handle])
-            self._raise_if_cancelled()
+        # A cancel accepted as the step finished still wins: the caller was told it would.
+        self._raise_if_cancelled()
         return handle.result()
 
     async def _despite_cancel(self, work: Awaitable[R]) -> R:
