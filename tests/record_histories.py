@@ -93,39 +93,10 @@ async def ended(handle: OrderHandle) -> None:
 
 # --- Scenarios: each places one order and returns once it has ended ---------------------------
 
+Scenario = Callable[[Recorder, str], Awaitable[OrderHandle]]
 
-async def happy_path(recorder: Recorder, name: str) -> OrderHandle:
-    async with recorder.worker(name):
-        handle = await recorder.place(name, ORDER)
-        await awaiting_approval(handle)
-        await handle.signal(OrderWorkflow.approve_order, ApproveOrder("regular customer"))
-        await ended(handle)
-    return handle
-
-
-async def approval_timed_out(recorder: Recorder, name: str) -> OrderHandle:
-    async with recorder.worker(name):
-        handle = await recorder.place(name, ORDER)
-        await ended(handle)
-    return handle
-
-
-async def rejected(recorder: Recorder, name: str) -> OrderHandle:
-    async with recorder.worker(name):
-        handle = await recorder.place(name, ORDER)
-        await awaiting_approval(handle)
-        await handle.signal(OrderWorkflow.reject_order, RejectOrder("over budget"))
-        await ended(handle)
-    return handle
-
-
-async def cancelled(recorder: Recorder, name: str) -> OrderHandle:
-    async with recorder.worker(name):
-        handle = await recorder.place(name, ORDER)
-        await awaiting_approval(handle)
-        await handle.execute_update(OrderWorkflow.cancel_order, CancelOrder("changed my mind"))
-        await ended(handle)
-    return handle
+OUTAGE_ORDER = replace(ORDER, inventory_outage_attempts=100, approval_threshold_cents=NO_APPROVAL)
+"""Far more failing inventory attempts than a recording lasts: the outage is on when it acts."""
 
 
 async def reservation_retrying(handle: OrderHandle) -> None:
@@ -136,32 +107,21 @@ async def reservation_retrying(handle: OrderHandle) -> None:
     await until(check)
 
 
-async def cancelled_during_outage(recorder: Recorder, name: str) -> OrderHandle:
-    order = replace(ORDER, inventory_outage_attempts=100, approval_threshold_cents=NO_APPROVAL)
-    async with recorder.worker(name):
-        handle = await recorder.place(name, order)
-        await reservation_retrying(handle)
-        await handle.execute_update(OrderWorkflow.cancel_order, CancelOrder("took too long"))
-        await ended(handle)
-    return handle
-
-
-async def cancelled_through_temporal(recorder: Recorder, name: str) -> OrderHandle:
-    order = replace(ORDER, inventory_outage_attempts=100, approval_threshold_cents=NO_APPROVAL)
-    async with recorder.worker(name):
-        handle = await recorder.place(name, order)
-        await reservation_retrying(handle)
-        await handle.cancel()  # As the Web UI or `temporal workflow cancel` would.
-        await ended(handle)
-    return handle
-
-
-def runs_alone(order: Order) -> Callable[[Recorder, str], Awaitable[OrderHandle]]:
-    """A scenario that needs nothing but a worker: the order runs to its end by itself."""
+def placed(
+    order: Order = ORDER,
+    *,
+    once: Callable[[OrderHandle], Awaitable[None]] | None = None,
+    then: Callable[[OrderHandle], Awaitable[Any]] | None = None,
+) -> Scenario:
+    """Places `order`; once `once` holds, does `then` to it; returns when the order has ended."""
 
     async def scenario(recorder: Recorder, name: str) -> OrderHandle:
         async with recorder.worker(name):
             handle = await recorder.place(name, order)
+            if once is not None:
+                await once(handle)
+            if then is not None:
+                await then(handle)
             await ended(handle)
         return handle
 
@@ -185,31 +145,57 @@ async def workflow_bug_fixed(recorder: Recorder, name: str) -> OrderHandle:
     return handle
 
 
-Scenario = Callable[[Recorder, str], Awaitable[OrderHandle]]
-
 # Each history's file name, and whether the scenario needs time skipped (a timer or backoffs).
 SCENARIOS: dict[str, tuple[bool, Scenario]] = {
-    "happy_path": (False, happy_path),
-    "approval_timed_out": (True, runs_alone(ORDER)),
-    "card_expired": (False, runs_alone(replace(ORDER, card_expiry="12/23"))),
-    "inventory_outage": (
-        True,
-        runs_alone(
-            replace(ORDER, inventory_outage_attempts=4, approval_threshold_cents=NO_APPROVAL)
+    "happy_path": (
+        False,
+        placed(
+            once=awaiting_approval,
+            then=lambda h: h.signal(OrderWorkflow.approve_order, ApproveOrder("regular customer")),
         ),
     ),
-    "rejected": (False, rejected),
-    "cancelled": (False, cancelled),
-    "cancelled_during_outage": (False, cancelled_during_outage),
-    "cancelled_through_temporal": (False, cancelled_through_temporal),
-    "no_approval_needed": (False, runs_alone(replace(ORDER, approval_threshold_cents=NO_APPROVAL))),
-    "packed": (
-        False,
-        runs_alone(replace(ORDER, pack=True, approval_threshold_cents=NO_APPROVAL)),
+    "approval_timed_out": (True, placed()),
+    "card_expired": (False, placed(replace(ORDER, card_expiry="12/23"))),
+    "inventory_outage": (
+        True,
+        placed(replace(ORDER, inventory_outage_attempts=4, approval_threshold_cents=NO_APPROVAL)),
     ),
+    "rejected": (
+        False,
+        placed(
+            once=awaiting_approval,
+            then=lambda h: h.signal(OrderWorkflow.reject_order, RejectOrder("over budget")),
+        ),
+    ),
+    "cancelled": (
+        False,
+        placed(
+            once=awaiting_approval,
+            then=lambda h: h.execute_update(
+                OrderWorkflow.cancel_order, CancelOrder("changed my mind")
+            ),
+        ),
+    ),
+    "cancelled_during_outage": (
+        False,
+        placed(
+            OUTAGE_ORDER,
+            once=reservation_retrying,
+            then=lambda h: h.execute_update(
+                OrderWorkflow.cancel_order, CancelOrder("took too long")
+            ),
+        ),
+    ),
+    # As the Web UI's Cancel or `temporal workflow cancel` would.
+    "cancelled_through_temporal": (
+        False,
+        placed(OUTAGE_ORDER, once=reservation_retrying, then=lambda h: h.cancel()),
+    ),
+    "no_approval_needed": (False, placed(replace(ORDER, approval_threshold_cents=NO_APPROVAL))),
+    "packed": (False, placed(replace(ORDER, pack=True, approval_threshold_cents=NO_APPROVAL))),
     "out_of_stock": (
         False,
-        runs_alone(
+        placed(
             replace(
                 ORDER,
                 items=[LineItem("SOLD-OUT", 1, CATALOG["SOLD-OUT"])],
@@ -217,7 +203,7 @@ SCENARIOS: dict[str, tuple[bool, Scenario]] = {
             )
         ),
     ),
-    "policy_denied": (False, runs_alone(replace(ORDER, customer="blocked-customer"))),
+    "policy_denied": (False, placed(replace(ORDER, customer="blocked-customer"))),
     "workflow_bug_fixed": (False, workflow_bug_fixed),
 }
 
