@@ -1,7 +1,7 @@
 #!/usr/bin/env -S uv run --script
 # /// script
 # requires-python = ">=3.11"
-# dependencies = ["temporalio==1.35.0"]
+# dependencies = ["temporalio==1.35.0", "cryptography==50.0.2"]
 # ///
 """Creates, lists or deletes a Temporal Schedule that places an order every N seconds."""
 

