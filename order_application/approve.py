@@ -37,10 +37,10 @@ async def main() -> int:
             f"order {args.order_id} is not waiting for approval: approval {status.approval}"
         )
     if args.reject is not None:
-        await handle.signal(OrderWorkflow.reject_order, RejectOrder(args.reject))
+        await handle.signal(OrderWorkflow.reject_order, args=[RejectOrder(args.reject)])
         print(f"Rejected order {args.order_id}: {args.reject}")
     else:
-        await handle.signal(OrderWorkflow.approve_order, ApproveOrder(args.reason))
+        await handle.signal(OrderWorkflow.approve_order, args=[ApproveOrder(args.reason)])
         print(f"Approved order {args.order_id}" + (f": {args.reason}" if args.reason else "."))
     return EXIT_OK
 

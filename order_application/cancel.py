@@ -38,7 +38,7 @@ async def main() -> int:
     # An update, not a signal: the order itself accepts or refuses, and the caller hears which.
     try:
         accepted = await asyncio.wait_for(
-            handle.execute_update(OrderWorkflow.cancel_order, CancelOrder(args.reason)),
+            handle.execute_update(OrderWorkflow.cancel_order, args=[CancelOrder(args.reason)]),
             NO_WORKER_SECONDS,
         )
     except WorkflowUpdateFailedError as err:

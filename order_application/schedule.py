@@ -52,7 +52,7 @@ async def create(client: Client, args: argparse.Namespace, task_queue: str) -> N
     schedule = Schedule(
         # Each run's workflow ID is this ID plus the scheduled time, so every order is its own.
         action=ScheduleActionStartWorkflow(
-            OrderWorkflow.run, order, id=f"{args.schedule_id}-order", task_queue=task_queue
+            OrderWorkflow.run, args=[order], id=f"{args.schedule_id}-order", task_queue=task_queue
         ),
         spec=ScheduleSpec(intervals=[ScheduleIntervalSpec(every=timedelta(seconds=args.every))]),
     )

@@ -1,5 +1,6 @@
 """Messages, states and constants shared by the workflow, the activities and the scripts."""
 
+import math
 import re
 from dataclasses import dataclass, field
 from datetime import date
@@ -9,6 +10,17 @@ TASK_QUEUE = "order-fulfilment"
 """Default task queue; the scripts let ORDER_TASK_QUEUE override it."""
 
 DEFAULT_APPROVAL_TIMEOUT_SECONDS = 30.0
+
+# What an order may hold. Any Temporal client can start one, so the workflow refuses what no
+# shop would take: these bounds also keep every amount well inside a signed 64-bit integer, for
+# clients written in other languages.
+MAX_LINE_ITEMS = 100
+MAX_QUANTITY = 1_000
+MAX_UNIT_PRICE_CENTS = 10_000_000  # $100,000.00
+MAX_TOTAL_CENTS = 1_000_000_000  # $10,000,000.00
+MAX_TEXT_LENGTH = 500
+MAX_APPROVAL_TIMEOUT_SECONDS = 7 * 24 * 3600.0
+MAX_OUTAGE_ATTEMPTS = 100
 
 CATALOG = {
     "T-SHIRT": 2_500,
@@ -24,6 +36,7 @@ CATALOG = {
 class OrderStep(StrEnum):
     """Where an order is in its life."""
 
+    RECEIVED = "received"
     CHECKING_POLICY = "checking policy"
     CHARGING_PAYMENT = "charging payment"
     AWAITING_APPROVAL = "awaiting approval"
@@ -47,6 +60,7 @@ class ApprovalState(StrEnum):
 class OrderError(StrEnum):
     """`type` of every ApplicationError that ends an order, so callers can branch on it."""
 
+    INVALID_ORDER = "InvalidOrder"
     CARD_EXPIRED = "CardExpired"
     INVALID_CARD = "InvalidCard"
     POLICY_DENIED = "PolicyDenied"
@@ -138,6 +152,61 @@ def parse_card_expiry(text: str) -> CardExpiry:
     if not 1 <= month <= 12:
         raise ValueError(f"card expiry month must be 01 to 12 (got {text!r})")
     return CardExpiry(year=2000 + year, month=month)
+
+
+# --- Checking an order ---------------------------------------------------------------------------
+
+
+def order_problems(order: Order) -> list[str]:
+    """Everything wrong with an order, or nothing: the one check the starter makes before
+    placing an order and the workflow makes before any effect, whoever started it."""
+    problems: list[str] = []
+    texts = (("customer", order.customer), ("shipping_address", order.shipping_address))
+    for name, text in texts:
+        if not text.strip() or len(text) > MAX_TEXT_LENGTH:
+            problems.append(f"{name}: must be 1 to {MAX_TEXT_LENGTH} characters")
+    if not order.items:
+        problems.append("items: an order needs at least one item")
+    if len(order.items) > MAX_LINE_ITEMS:
+        problems.append(f"items: at most {MAX_LINE_ITEMS} line items")
+    for i, item in enumerate(order.items):
+        if not item.sku.strip() or len(item.sku) > MAX_TEXT_LENGTH:
+            problems.append(f"items[{i}].sku: must be 1 to {MAX_TEXT_LENGTH} characters")
+        if not 1 <= item.quantity <= MAX_QUANTITY:
+            problems.append(
+                f"items[{i}].quantity: must be 1 to {MAX_QUANTITY} (got {item.quantity})"
+            )
+        if not 0 <= item.unit_price_cents <= MAX_UNIT_PRICE_CENTS:
+            problems.append(
+                f"items[{i}].unit_price_cents: must be 0 to {MAX_UNIT_PRICE_CENTS}"
+                f" (got {item.unit_price_cents})"
+            )
+    if not problems and order.total_cents > MAX_TOTAL_CENTS:
+        problems.append(
+            f"total: at most {format_cents(MAX_TOTAL_CENTS)}"
+            f" (got {format_cents(order.total_cents)})"
+        )
+    try:
+        parse_card_expiry(order.card_expiry)
+    except ValueError as err:
+        problems.append(f"card_expiry: {err}")
+    timeout = order.approval_timeout_seconds
+    if not (math.isfinite(timeout) and 0 < timeout <= MAX_APPROVAL_TIMEOUT_SECONDS):
+        problems.append(
+            f"approval_timeout_seconds: must be above 0 and at most"
+            f" {MAX_APPROVAL_TIMEOUT_SECONDS:.0f} (7 days) (got {timeout})"
+        )
+    if not 0 <= order.approval_threshold_cents <= MAX_TOTAL_CENTS:
+        problems.append(
+            f"approval_threshold_cents: must be 0 to {MAX_TOTAL_CENTS}"
+            f" (got {order.approval_threshold_cents})"
+        )
+    if not 0 <= order.inventory_outage_attempts <= MAX_OUTAGE_ATTEMPTS:
+        problems.append(
+            f"inventory_outage_attempts: must be 0 to {MAX_OUTAGE_ATTEMPTS}"
+            f" (got {order.inventory_outage_attempts})"
+        )
+    return problems
 
 
 # --- Activity inputs and results -----------------------------------------------------------------
@@ -256,7 +325,7 @@ class ApproveOrder:
 
 @dataclass(frozen=True)
 class RejectOrder:
-    reason: str
+    reason: str = ""
 
 
 @dataclass(frozen=True)

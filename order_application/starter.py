@@ -50,7 +50,7 @@ async def main() -> int:
     try:
         handle = await client.start_workflow(
             OrderWorkflow.run,
-            order,
+            args=[order],
             id=order_id,
             task_queue=settings.task_queue,
             # The order ID is the idempotency key: an order, even a finished one, is placed once.

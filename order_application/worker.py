@@ -16,6 +16,7 @@ from temporalio.exceptions import ApplicationError
 from temporalio.worker import Worker
 
 from activities import OrderActivities
+from boundary import OneArgumentPerMessage
 from buggy_workflow import BuggyOrderWorkflow
 from cli import EXIT_OK, run
 from connection import connect_or_start_dev_server, load_settings
@@ -102,6 +103,7 @@ async def main() -> int:
         activities=[] if args.workflows_only else OrderActivities(services).all(),
         graceful_shutdown_timeout=timedelta(seconds=SHUTDOWN_GRACE_SECONDS),
         max_cached_workflows=MAX_CACHED_ORDERS,
+        interceptors=[OneArgumentPerMessage()],
     )
 
     stop = asyncio.Event()

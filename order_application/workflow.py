@@ -6,12 +6,13 @@ from datetime import timedelta
 from typing import Any, TypeVar
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
+from temporalio.common import RawValue, RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError, FailureError
 from temporalio.workflow import ActivityCancellationType
 
 with workflow.unsafe.imports_passed_through():
     from activities import OrderActivities
+    from boundary import NOTHING_SENT, MalformedMessage, read_message, shape
     from shared import (
         ApprovalState,
         ApproveOrder,
@@ -38,6 +39,7 @@ with workflow.unsafe.imports_passed_through():
         Reservation,
         ReservationRequest,
         Shipment,
+        order_problems,
     )
 
 # A simulated service call takes about half a second. Five seconds means the worker died or the
@@ -76,19 +78,18 @@ _TOO_LATE_TO_CANCEL = {
 }
 
 R = TypeVar("R")
+M = TypeVar("M")
 
 
 @workflow.defn
 class OrderWorkflow:
-    @workflow.init
-    def __init__(self, order: Order) -> None:
-        self._order = order
+    def __init__(self) -> None:
         self._order_id = workflow.info().workflow_id
-        self._step = OrderStep.CHECKING_POLICY
-        self._approval_required = order.total_cents >= order.approval_threshold_cents
-        self._approval = (
-            ApprovalState.PENDING if self._approval_required else ApprovalState.NOT_REQUIRED
-        )
+        self._order: Order | None = None
+        """None until run() has read and checked the input."""
+        self._step = OrderStep.RECEIVED
+        self._approval_required = True
+        self._approval = ApprovalState.PENDING
         self._decision_reason = ""
         self._cancel_reason: str | None = None
         # Compensations of the steps begun so far, run last-in-first-out if the order cannot go on.
@@ -97,13 +98,16 @@ class OrderWorkflow:
         self._failed_step = self._step
 
     @workflow.run
-    async def run(self, order: Order) -> OrderResult:
+    async def run(self, sent: RawValue = NOTHING_SENT) -> OrderResult:
+        # The raw input, not an Order: a client may send anything, and the order refuses what
+        # it cannot take before it does anything at all (see _accept).
+        order = self._accept(sent)
         try:
-            await self._check_policy()
-            payment = await self._charge_payment()
-            await self._wait_for_approval()
-            reservation = await self._reserve_inventory()
-            packing = await self._pack_items() if order.pack else None
+            await self._check_policy(order)
+            payment = await self._charge_payment(order)
+            await self._wait_for_approval(order)
+            reservation = await self._reserve_inventory(order)
+            packing = await self._pack_items(order) if order.pack else None
         except asyncio.CancelledError:  # Cancelled through Temporal itself (e.g. the Web UI).
             await self._compensate()
             raise
@@ -112,7 +116,7 @@ class OrderWorkflow:
             raise self._order_failure(failure) from failure
         # From delivery on the parcel is on its way: a cancel through Temporal itself comes too late
         # as well, and the order is finished (cancel.py is told so by the update's validator).
-        shipment, confirmation = await self._despite_cancel(self._deliver_and_confirm())
+        shipment, confirmation = await self._despite_cancel(self._deliver_and_confirm(order))
         self._step = OrderStep.COMPLETED
         workflow.logger.info("Order %s completed", self._order_id)
         return OrderResult(
@@ -131,25 +135,37 @@ class OrderWorkflow:
 
     # --- Messages ------------------------------------------------------------------------------
 
+    # Each handler takes the raw message and reads it itself (see boundary.read_message): a
+    # malformed signal is ignored and a malformed update refused, and neither can fail the order.
+
     @workflow.signal
-    def approve_order(self, approval: ApproveOrder) -> None:
-        if self._approval == ApprovalState.PENDING:
+    def approve_order(self, sent: RawValue = NOTHING_SENT) -> None:
+        approval = self._read_signal(sent, ApproveOrder, "approve_order")
+        if approval is not None and self._approval == ApprovalState.PENDING:
             self._approval = ApprovalState.APPROVED
             self._decision_reason = approval.reason
 
     @workflow.signal
-    def reject_order(self, rejection: RejectOrder) -> None:
-        if self._approval == ApprovalState.PENDING:
+    def reject_order(self, sent: RawValue = NOTHING_SENT) -> None:
+        rejection = self._read_signal(sent, RejectOrder, "reject_order")
+        if rejection is not None and self._approval == ApprovalState.PENDING:
             self._approval = ApprovalState.REJECTED
-            self._decision_reason = rejection.reason
+            self._decision_reason = rejection.reason.strip() or "no reason given"
 
     @workflow.update
-    def cancel_order(self, request: CancelOrder) -> CancelAccepted:
-        self._cancel_reason = request.reason or "cancelled by request"
+    def cancel_order(self, sent: RawValue = NOTHING_SENT) -> CancelAccepted:
+        request = read_message(sent, CancelOrder)  # The validator has read it already.
+        self._cancel_reason = request.reason.strip() or "cancelled by request"
         return CancelAccepted(step=self._step)
 
     @cancel_order.validator
-    def _only_before_delivery(self, request: CancelOrder) -> None:
+    def _only_before_delivery(self, sent: RawValue = NOTHING_SENT) -> None:
+        try:
+            read_message(sent, CancelOrder)
+        except MalformedMessage as err:
+            raise ApplicationError(
+                f"cancel_order takes {shape(CancelOrder)} or nothing: {err}"
+            ) from None
         if self._cancel_reason is not None:
             raise ApplicationError("the order is already being cancelled")
         if self._step in _TOO_LATE_TO_CANCEL:
@@ -161,16 +177,52 @@ class OrderWorkflow:
             step=self._step,
             approval=self._approval,
             approval_required=self._approval_required,
-            total_cents=self._order.total_cents,
+            total_cents=self._order.total_cents if self._order else 0,
             decision_reason=self._decision_reason,
             cancel_reason=self._cancel_reason or "",
             compensations=list(self._compensations),
         )
 
+    def _read_signal(self, sent: RawValue, message_type: type[M], name: str) -> M | None:
+        """The signal's message, or None (and one warning line) when it cannot be read."""
+        try:
+            return read_message(sent, message_type)
+        except MalformedMessage as err:
+            workflow.logger.warning(
+                "Order %s: ignored %s signal, expected %s or nothing: %s",
+                self._order_id,
+                name,
+                shape(message_type),
+                err,
+            )
+            return None
+
+    def _accept(self, sent: RawValue) -> Order:
+        """The order the client sent, if it is one the workflow can take; no effect otherwise."""
+        try:
+            order = read_message(sent, Order)
+            problems = order_problems(order)
+        except MalformedMessage as err:
+            problems = err.problems
+        if problems:
+            workflow.logger.info("Order %s refused: %s", self._order_id, "; ".join(problems))
+            self._step = OrderStep.FAILED
+            raise ApplicationError(
+                f"Invalid order: {'; '.join(problems)}",
+                OrderFailure(step=OrderStep.RECEIVED, compensations=[]),
+                type=OrderError.INVALID_ORDER,
+                non_retryable=True,
+            )
+        self._order = order
+        self._approval_required = order.total_cents >= order.approval_threshold_cents
+        if not self._approval_required:
+            self._approval = ApprovalState.NOT_REQUIRED
+        return order
+
     # --- Steps, in the order they run ----------------------------------------------------------
 
-    async def _check_policy(self) -> None:
-        check = PolicyCheck(self._order_id, self._order.customer, self._order.total_cents)
+    async def _check_policy(self, order: Order) -> None:
+        check = PolicyCheck(self._order_id, order.customer, order.total_cents)
         decision = await self._step_activity(
             OrderStep.CHECKING_POLICY, OrderActivities.check_policy, check, UNTIL_IT_WORKS
         )
@@ -181,25 +233,25 @@ class OrderWorkflow:
                 non_retryable=True,
             )
 
-    async def _charge_payment(self) -> Payment:
+    async def _charge_payment(self, order: Order) -> Payment:
         # The refund goes on the list first: a charge that timed out may still have gone through,
         # and a refund of nothing is harmless.
         self._on_failure(OrderActivities.refund_payment, RefundRequest(self._order_id))
         request = PaymentRequest(
-            self._order_id, self._order.customer, self._order.total_cents, self._order.card_expiry
+            self._order_id, order.customer, order.total_cents, order.card_expiry
         )
         return await self._step_activity(
             OrderStep.CHARGING_PAYMENT, OrderActivities.process_payment, request, PAYMENT_RETRY
         )
 
-    async def _wait_for_approval(self) -> None:
+    async def _wait_for_approval(self, order: Order) -> None:
         if not self._approval_required:
             return
         self._enter(OrderStep.AWAITING_APPROVAL)
         try:
             await workflow.wait_condition(
                 lambda: self._approval != ApprovalState.PENDING or self._cancel_reason is not None,
-                timeout=timedelta(seconds=self._order.approval_timeout_seconds),
+                timeout=timedelta(seconds=order.approval_timeout_seconds),
             )
         except TimeoutError:
             self._approval = ApprovalState.TIMED_OUT
@@ -214,11 +266,9 @@ class OrderWorkflow:
                 non_retryable=True,
             )
 
-    async def _reserve_inventory(self) -> Reservation:
+    async def _reserve_inventory(self, order: Order) -> Reservation:
         self._on_failure(OrderActivities.release_inventory, ReleaseRequest(self._order_id))
-        request = ReservationRequest(
-            self._order_id, self._order.items, self._order.inventory_outage_attempts
-        )
+        request = ReservationRequest(self._order_id, order.items, order.inventory_outage_attempts)
         return await self._step_activity(
             OrderStep.RESERVING_INVENTORY,
             OrderActivities.reserve_inventory,
@@ -226,37 +276,37 @@ class OrderWorkflow:
             UNTIL_IT_WORKS,
         )
 
-    async def _pack_items(self) -> Packing:
+    async def _pack_items(self, order: Order) -> Packing:
         return await self._step_activity(
             OrderStep.PACKING,
             OrderActivities.pack_order_items,
-            PackingRequest(self._order_id, self._order.items),
+            PackingRequest(self._order_id, order.items),
             UNTIL_IT_WORKS,
             start_to_close_timeout=PACKING_TIMEOUT,
             heartbeat_timeout=PACKING_HEARTBEAT_TIMEOUT,
         )
 
-    async def _deliver_and_confirm(self) -> tuple[Shipment, Confirmation]:
-        shipment = await self._deliver()
-        return shipment, await self._send_confirmation(shipment)
+    async def _deliver_and_confirm(self, order: Order) -> tuple[Shipment, Confirmation]:
+        shipment = await self._deliver(order)
+        return shipment, await self._send_confirmation(order, shipment)
 
-    async def _deliver(self) -> Shipment:
+    async def _deliver(self, order: Order) -> Shipment:
         # Past this point the order can no longer be cancelled (see _only_before_delivery).
         self._step = OrderStep.DELIVERING
         return await workflow.execute_activity_method(
             OrderActivities.deliver_order,
-            DeliveryRequest(self._order_id, self._order.shipping_address),
+            DeliveryRequest(self._order_id, order.shipping_address),
             start_to_close_timeout=SERVICE_CALL_TIMEOUT,
             retry_policy=UNTIL_IT_WORKS,
         )
 
-    async def _send_confirmation(self, shipment: Shipment) -> Confirmation:
+    async def _send_confirmation(self, order: Order, shipment: Shipment) -> Confirmation:
         self._step = OrderStep.CONFIRMING
         return await workflow.execute_activity_method(
             OrderActivities.send_confirmation,
             ConfirmationRequest(
                 self._order_id,
-                self._order.customer,
+                order.customer,
                 shipment.tracking_number,
                 shipment.estimated_delivery,
             ),

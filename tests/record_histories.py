@@ -24,9 +24,8 @@ from temporalio.worker import Worker
 # The sample is a flat folder of scripts that import each other by bare name.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "order_application"))
 
-from test_workflow import NO_APPROVAL, ORDER
+from test_workflow import NO_APPROVAL, ORDER, order_worker
 
-from activities import OrderActivities
 from buggy_workflow import BuggyOrderWorkflow
 from services import Ledger, Services
 from shared import (
@@ -55,16 +54,11 @@ class Recorder:
         self.services = services
 
     def worker(self, task_queue: str, workflow: type = OrderWorkflow) -> Worker:
-        return Worker(
-            self.env.client,
-            task_queue=task_queue,
-            workflows=[workflow],
-            activities=OrderActivities(self.services).all(),
-        )
+        return order_worker(self.env, task_queue, self.services, workflow)
 
     async def place(self, name: str, order: Order) -> OrderHandle:
         return await self.env.client.start_workflow(
-            OrderWorkflow.run, order, id=f"order-{name}", task_queue=name
+            OrderWorkflow.run, args=[order], id=f"order-{name}", task_queue=name
         )
 
 
@@ -132,7 +126,7 @@ async def workflow_bug_fixed(recorder: Recorder, name: str) -> OrderHandle:
     async with recorder.worker(name, BuggyOrderWorkflow):
         handle = await recorder.place(name, ORDER)
         await awaiting_approval(handle)
-        await handle.signal(OrderWorkflow.approve_order, ApproveOrder("looks fine"))
+        await handle.signal(OrderWorkflow.approve_order, args=[ApproveOrder("looks fine")])
 
         async def workflow_task_failed() -> bool:
             events = (await handle.fetch_history()).events
@@ -151,7 +145,9 @@ SCENARIOS: dict[str, tuple[bool, Scenario]] = {
         False,
         placed(
             once=awaiting_approval,
-            then=lambda h: h.signal(OrderWorkflow.approve_order, ApproveOrder("regular customer")),
+            then=lambda h: h.signal(
+                OrderWorkflow.approve_order, args=[ApproveOrder("regular customer")]
+            ),
         ),
     ),
     "approval_timed_out": (True, placed()),
@@ -164,7 +160,7 @@ SCENARIOS: dict[str, tuple[bool, Scenario]] = {
         False,
         placed(
             once=awaiting_approval,
-            then=lambda h: h.signal(OrderWorkflow.reject_order, RejectOrder("over budget")),
+            then=lambda h: h.signal(OrderWorkflow.reject_order, args=[RejectOrder("over budget")]),
         ),
     ),
     "cancelled": (
@@ -172,7 +168,7 @@ SCENARIOS: dict[str, tuple[bool, Scenario]] = {
         placed(
             once=awaiting_approval,
             then=lambda h: h.execute_update(
-                OrderWorkflow.cancel_order, CancelOrder("changed my mind")
+                OrderWorkflow.cancel_order, args=[CancelOrder("changed my mind")]
             ),
         ),
     ),
@@ -182,7 +178,7 @@ SCENARIOS: dict[str, tuple[bool, Scenario]] = {
             OUTAGE_ORDER,
             once=reservation_retrying,
             then=lambda h: h.execute_update(
-                OrderWorkflow.cancel_order, CancelOrder("took too long")
+                OrderWorkflow.cancel_order, args=[CancelOrder("took too long")]
             ),
         ),
     ),

@@ -217,7 +217,7 @@ async def test_worker_killed_repeatedly_under_load_every_order_completes_once(
         handles = await asyncio.gather(
             *(
                 client.start_workflow(
-                    OrderWorkflow.run, order, id=new_order_id(), task_queue=task_queue
+                    OrderWorkflow.run, args=[order], id=new_order_id(), task_queue=task_queue
                 )
                 for _ in range(ORDERS_IN_FLIGHT)
             )
