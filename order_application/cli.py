@@ -30,6 +30,7 @@ from shared import (
     OrderResult,
     OrderStatus,
     format_cents,
+    order_problems,
     parse_card_expiry,
     parse_cents,
 )
@@ -174,8 +175,9 @@ def add_order_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def order_from_arguments(args: argparse.Namespace) -> Order:
-    return Order(
+def order_from_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Order:
+    """The order the options describe; a usage error (exit 2) when the workflow would refuse it."""
+    order = Order(
         customer=args.customer,
         items=args.item or (LARGE_ORDER if args.large else SMALL_ORDER),
         shipping_address=args.address,
@@ -185,6 +187,9 @@ def order_from_arguments(args: argparse.Namespace) -> Order:
         pack=args.pack,
         inventory_outage_attempts=INVENTORY_OUTAGE_ATTEMPTS if args.inventory_down else 0,
     )
+    if problems := order_problems(order):
+        parser.error(f"the order would be refused: {'; '.join(problems)}")
+    return order
 
 
 # --- Finding an order ----------------------------------------------------------------------------

@@ -28,7 +28,7 @@ from cli import (
     run,
 )
 from connection import connect, load_settings
-from shared import format_cents
+from shared import Order, format_cents
 from workflow import OrderWorkflow
 
 DEFAULT_SCHEDULE_ID = "order-schedule"
@@ -44,11 +44,14 @@ def parse_args() -> argparse.Namespace:
     commands.add_parser("list", help="list schedules and their recent orders")
     delete = commands.add_parser("delete", help="delete a schedule (orders it placed carry on)")
     delete.add_argument("schedule_id", nargs="?", default=DEFAULT_SCHEDULE_ID)
-    return parser.parse_args()
+    args = parser.parse_args()
+    if args.command == "create":
+        args.order = order_from_arguments(create, args)
+    return args
 
 
 async def create(client: Client, args: argparse.Namespace, task_queue: str) -> None:
-    order = order_from_arguments(args)
+    order: Order = args.order
     schedule = Schedule(
         # Each run's workflow ID is this ID plus the scheduled time, so every order is its own.
         action=ScheduleActionStartWorkflow(

@@ -27,23 +27,23 @@ from cli import (
     script_command,
 )
 from connection import connect, load_settings, web_ui_link
-from shared import format_cents
+from shared import Order, format_cents
 from workflow import OrderWorkflow
 
 
-def parse_args() -> argparse.Namespace:
+def parse_args() -> tuple[argparse.Namespace, Order]:
     parser = argparse.ArgumentParser(description=__doc__, usage="%(prog)s MM/YY [options]")
     add_order_arguments(parser)
     parser.add_argument(
         "--order-id", help="the order's ID, which is also its workflow ID (default: order-<random>)"
     )
     parser.add_argument("--no-wait", action="store_true", help="place the order and exit")
-    return parser.parse_args()
+    args = parser.parse_args()
+    return args, order_from_arguments(parser, args)
 
 
 async def main() -> int:
-    args = parse_args()
-    order = order_from_arguments(args)
+    args, order = parse_args()
     order_id = args.order_id or f"order-{uuid.uuid4().hex[:8]}"
     settings = load_settings()
     client = await connect(settings)

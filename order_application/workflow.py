@@ -143,7 +143,7 @@ class OrderWorkflow:
         approval = self._read_signal(sent, ApproveOrder, "approve_order")
         if approval is not None and self._approval == ApprovalState.PENDING:
             self._approval = ApprovalState.APPROVED
-            self._decision_reason = approval.reason
+            self._decision_reason = approval.reason.strip()
 
     @workflow.signal
     def reject_order(self, sent: RawValue = NOTHING_SENT) -> None:
