@@ -75,16 +75,18 @@ def shape(message_type: type) -> str:
     hints = typing.get_type_hints(message_type)
     fields = ", ".join(
         f'"{field.name}": {_type_name(hints[field.name])}'
+        + ("" if _required(field) else " (optional)")
         for field in dataclasses.fields(message_type)
     )
     return "{" + fields + "}"
 
 
+def _required(field: dataclasses.Field[Any]) -> bool:
+    return field.default is dataclasses.MISSING and field.default_factory is dataclasses.MISSING
+
+
 def _all_fields_have_defaults(message_type: type) -> bool:
-    return all(
-        field.default is not dataclasses.MISSING or field.default_factory is not dataclasses.MISSING
-        for field in dataclasses.fields(message_type)
-    )
+    return not any(_required(field) for field in dataclasses.fields(message_type))
 
 
 def _convert(hint: Any, value: object, path: str, problems: list[str]) -> object:
@@ -102,10 +104,7 @@ def _convert(hint: Any, value: object, path: str, problems: list[str]) -> object
                 fields[field.name] = _convert(
                     hints[field.name], value[field.name], field_path, problems
                 )
-            elif (
-                field.default is dataclasses.MISSING
-                and field.default_factory is dataclasses.MISSING
-            ):
+            elif _required(field):
                 problems.append(f"{field_path}: missing")
         return None if problems else hint(**fields)
     if typing.get_origin(hint) is list:
@@ -138,7 +137,9 @@ def _is_whole_number(value: object) -> bool:
 
 def _type_name(hint: Any) -> str:
     if typing.get_origin(hint) is list:
-        return f"a list of {_type_name(typing.get_args(hint)[0])}"
+        return f"[{_type_name(typing.get_args(hint)[0])}, ...]"
+    if dataclasses.is_dataclass(hint) and isinstance(hint, type):
+        return shape(hint)
     names = {str: "string", int: "whole number", float: "number", bool: "true or false"}
     if hint in names:
         return names[hint]

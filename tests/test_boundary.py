@@ -184,7 +184,7 @@ def test_a_bare_message_takes_its_defaults(message_type: type, default: object) 
 
 
 def test_shape_tells_a_client_what_to_send() -> None:
-    assert shape(CancelOrder) == '{"reason": string}'
+    assert shape(CancelOrder) == '{"reason": string (optional)}'
 
 
 # --- Anything at all -----------------------------------------------------------------------------
