@@ -1,0 +1,372 @@
+"""The official Temporal CLI as a client of OrderWorkflow: whatever it sends, no order is stuck.
+
+Each test sends what a person could type (or click in the Web UI) to the real worker.py, and
+checks what they would see: the CLI's answer, status.py, the ledger of effects, the worker log,
+and a history with no failed workflow task.
+"""
+
+import json
+import subprocess
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from processes import (
+    TEMPORAL_CLI,
+    DevServer,
+    Worker,
+    free_port,
+    run_script,
+    running_worker,
+    script_env,
+)
+
+pytestmark = pytest.mark.e2e
+
+VALID = {
+    "customer": "ada@example.com",
+    "items": [{"sku": "MUG", "quantity": 2, "unit_price_cents": 1200}],
+    "shipping_address": "1 Main Street, Springfield",
+    "card_expiry": "12/30",
+    "approval_timeout_seconds": 600,
+}
+"""An order as JSON, as someone would type it; it waits for approval (threshold 0)."""
+
+# A running worker decides within a second; this only turns a hang into a failure.
+OUTCOME_SECONDS = 60
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[DevServer]:
+    dev_server = DevServer()
+    dev_server.start()
+    yield dev_server
+    dev_server.stop()
+
+
+@pytest.fixture(scope="module")
+def env(server: DevServer, tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    return script_env(
+        server, tmp_path_factory.mktemp("data"), ORDER_TASK_QUEUE=f"cli-{uuid.uuid4().hex[:6]}"
+    )
+
+
+@pytest.fixture(scope="module")
+def codec_port() -> int:
+    return free_port()
+
+
+@pytest.fixture(scope="module")
+def worker(
+    env: dict[str, str], codec_port: int, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Worker]:
+    log = tmp_path_factory.mktemp("logs") / "worker.log"
+    with running_worker(env, log, "--codec-port", str(codec_port)) as running:
+        yield running
+
+
+def temporal(server: DevServer, codec_port: int, *args: str) -> subprocess.CompletedProcess[str]:
+    """The official CLI, as a person who has read the README runs it (with the codec endpoint)."""
+    return subprocess.run(
+        [str(TEMPORAL_CLI), *args, "--address", server.address,
+         "--codec-endpoint", f"http://127.0.0.1:{codec_port}"],
+        capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+
+
+def new_id() -> str:
+    return f"cli-{uuid.uuid4().hex[:8]}"
+
+
+def start(
+    server: DevServer, env: dict[str, str], codec_port: int, order_id: str, *inputs: str
+) -> None:
+    started = temporal(
+        server, codec_port, "workflow", "start", "--type", "OrderWorkflow",
+        "--task-queue", env["ORDER_TASK_QUEUE"], "--workflow-id", order_id, *inputs,
+    )  # fmt: skip
+    assert started.returncode == 0, started
+
+
+def status_when(env: dict[str, str], order_id: str, text: str) -> str:
+    """status.py's answer once it says `text`."""
+    deadline = time.monotonic() + OUTCOME_SECONDS
+    while text not in (status := run_script("status.py", order_id, env=env)).stdout:
+        assert time.monotonic() < deadline, status
+        time.sleep(0.3)
+    return status.stdout
+
+
+def ledger(env: dict[str, str], order_id: str) -> str:
+    """The first line of ledger.py: what the services did for the order, or that it has nothing."""
+    result = run_script("ledger.py", order_id, env=env)
+    return (result.stdout or result.stderr).splitlines()[0]
+
+
+def failed_workflow_tasks(server: DevServer, codec_port: int, order_id: str) -> int:
+    shown = temporal(server, codec_port, "workflow", "show", "-w", order_id, "-o", "json")
+    assert shown.returncode == 0, shown
+    events = json.loads(shown.stdout)["events"]
+    return sum(event["eventType"] == "EVENT_TYPE_WORKFLOW_TASK_FAILED" for event in events)
+
+
+def as_input(value: object) -> str:
+    return json.dumps(value)
+
+
+# --- Starts --------------------------------------------------------------------------------------
+
+MALFORMED_STARTS = {
+    "no input": ([], "input: expected an object"),
+    "null": (["-i", "null"], "got null"),
+    "a string": (["-i", '"one mug please"'], "got string 'one mug please'"),
+    "a list": (["-i", "[]"], "got a list of 0"),
+    "missing fields": (
+        ["-i", '{"customer": "x"}'],
+        "items: missing; shipping_address: missing; card_expiry: missing",
+    ),
+    "negative quantity": (
+        [
+            "-i",
+            as_input(VALID | {"items": [{"sku": "MUG", "quantity": -5, "unit_price_cents": 1200}]}),
+        ],
+        "items[0].quantity: must be 1 to 1000 (got -5)",
+    ),
+    "quantity as text": (
+        [
+            "-i",
+            as_input(VALID | {"items": [{"sku": "MUG", "quantity": "2", "unit_price_cents": 1}]}),
+        ],
+        "items[0].quantity: expected whole number, got string '2'",
+    ),
+    "half a mug": (
+        [
+            "-i",
+            as_input(VALID | {"items": [{"sku": "MUG", "quantity": 2.5, "unit_price_cents": 1}]}),
+        ],
+        "items[0].quantity: expected whole number, got 2.5",
+    ),
+    "no items": (["-i", as_input(VALID | {"items": []})], "an order needs at least one item"),
+    "absurd price": (
+        [
+            "-i",
+            as_input(
+                VALID | {"items": [{"sku": "MUG", "quantity": 1, "unit_price_cents": 10**30}]}
+            ),
+        ],
+        "items[0].unit_price_cents: must be 0 to",
+    ),
+    "negative timeout": (
+        ["-i", as_input(VALID | {"approval_timeout_seconds": -1})],
+        "approval_timeout_seconds: must be above 0",
+    ),
+    "infinite timeout": (
+        ["-i", as_input(VALID).replace("600", "1e999")],
+        "approval_timeout_seconds: must be above 0 and at most 604800 (7 days) (got inf)",
+    ),
+    "no customer": (["-i", as_input(VALID | {"customer": " "})], "customer: must be 1 to"),
+    "bad expiry": (["-i", as_input(VALID | {"card_expiry": "13/30"})], "card_expiry:"),
+    "wrong type for a flag": (["-i", as_input(VALID | {"pack": "yes"})], "pack: expected true"),
+    "two inputs": (["-i", as_input(VALID), "-i", as_input(VALID)], "expected one argument, got 2"),
+    "not JSON": (
+        [
+            "--input-meta",
+            "encoding=json/protobuf",
+            "--input-meta",
+            "messageType=shop.Order",
+            "-i",
+            as_input(VALID),
+        ],
+        "not JSON (encoding json/protobuf)",
+    ),
+}
+
+
+@pytest.mark.parametrize(("inputs", "problem"), MALFORMED_STARTS.values(), ids=MALFORMED_STARTS)
+def test_malformed_start_fails_at_once_as_invalid_order_and_charges_nothing(
+    server: DevServer,
+    env: dict[str, str],
+    codec_port: int,
+    worker: Worker,
+    inputs: list[str],
+    problem: str,
+) -> None:
+    order_id = new_id()
+    start(server, env, codec_port, order_id, *inputs)
+    status = status_when(env, order_id, "failed")
+    assert f"Order {order_id} failed: Invalid order: " in status
+    assert problem in status
+    assert ledger(env, order_id) == f"error: the ledger has nothing for {order_id}"
+    assert failed_workflow_tasks(server, codec_port, order_id) == 0
+
+
+def test_extra_fields_are_ignored_and_the_order_goes_through(
+    server: DevServer, env: dict[str, str], codec_port: int, worker: Worker
+) -> None:
+    order_id = new_id()
+    order = VALID | {"approval_threshold_cents": 10_000, "coupon": "FREE", "gift_wrap": True}
+    start(server, env, codec_port, order_id, "-i", as_input(order))
+    assert f"Order {order_id} delivered." in status_when(env, order_id, "delivered")
+    assert ledger(env, order_id) == f"{order_id}: 1 charge, 1 reservation, 1 shipment, 1 e-mail"
+
+
+# --- Signals, updates and queries on a waiting order ---------------------------------------------
+
+
+def waiting_order(server: DevServer, env: dict[str, str], codec_port: int) -> str:
+    order_id = new_id()
+    start(server, env, codec_port, order_id, "-i", as_input(VALID))
+    status_when(env, order_id, "awaiting approval")
+    return order_id
+
+
+def signal(server: DevServer, codec_port: int, order_id: str, name: str, *inputs: str) -> None:
+    sent = temporal(
+        server, codec_port, "workflow", "signal", "-w", order_id, "--name", name, *inputs
+    )
+    assert sent.returncode == 0, sent
+
+
+def cancel(
+    server: DevServer, codec_port: int, order_id: str, *inputs: str
+) -> subprocess.CompletedProcess[str]:
+    return temporal(
+        server, codec_port, "workflow", "update", "execute", "-w", order_id,
+        "--name", "cancel_order", *inputs,
+    )  # fmt: skip
+
+
+MALFORMED_SIGNALS = [
+    ("approve_order", ["-i", '{"reason": 5}'], "reason: expected string, got 5"),
+    ("approve_order", ["-i", '"yes"'], "got string 'yes'"),
+    ("approve_order", ["-i", "[true]"], "got a list of 1"),
+    ("approve_order", ["-i", "{}", "-i", "{}"], "expected one argument, got 2"),
+    ("reject_order", ["-i", '{"reason": ["fraud"]}'], "reason: expected string, got a list of 1"),
+    ("reject_order", ["-i", "42"], "got 42"),
+    (
+        "approve_order",
+        ["--input-meta", "encoding=json/protobuf", "--input-meta", "messageType=x.Y", "-i", "{}"],
+        "not JSON (encoding json/protobuf)",
+    ),
+]
+
+MALFORMED_UPDATES = [
+    (["-i", '{"reason": 5}'], "reason: expected string, got 5"),
+    (["-i", '"now"'], "got string 'now'"),
+    (["-i", "{}", "-i", "{}"], "expected one argument, got 2"),
+]
+
+
+def test_malformed_messages_are_ignored_or_refused_and_the_order_carries_on(
+    server: DevServer, env: dict[str, str], codec_port: int, worker: Worker
+) -> None:
+    order_id = waiting_order(server, env, codec_port)
+    log_start = len(worker.output())
+
+    for name, inputs, _ in MALFORMED_SIGNALS:
+        signal(server, codec_port, order_id, name, *inputs)
+    for inputs, problem in MALFORMED_UPDATES:
+        refused = cancel(server, codec_port, order_id, *inputs)
+        assert refused.returncode == 1, refused
+        assert 'cancel_order takes {"reason": string (optional)} or nothing' in refused.stderr
+        assert problem in refused.stderr
+        assert "TypeError" not in refused.stderr
+    # Queries read the order and never disturb it, whatever they carry.
+    assert temporal(server, codec_port, "workflow", "query", "-w", order_id,
+                    "--name", "get_status", "-i", '"extra"').returncode == 0  # fmt: skip
+    assert temporal(server, codec_port, "workflow", "stack", "-w", order_id).returncode == 0
+    unknown = temporal(server, codec_port, "workflow", "query", "-w", order_id, "--name", "nope")
+    # Refused; the CLI prints query failures without decoding them ("Encoded failure").
+    assert unknown.returncode == 1, unknown
+
+    # One warning line per ignored signal, naming the order, the signal and what was wrong.
+    deadline = time.monotonic() + OUTCOME_SECONDS
+    while worker.output()[log_start:].count("ignored") < len(MALFORMED_SIGNALS):
+        assert time.monotonic() < deadline, worker.output()[log_start:]
+        time.sleep(0.2)
+    log = worker.output()[log_start:]
+    for name, _, problem in MALFORMED_SIGNALS:
+        assert any(
+            f"Order {order_id}: ignored {name} signal" in line and problem in line
+            for line in log.splitlines()
+        ), (problem, log)
+    assert "Traceback" not in log
+
+    assert "awaiting approval" in run_script("status.py", order_id, env=env).stdout
+    approved = run_script("approve.py", order_id, "checked by hand", env=env)
+    assert approved.returncode == 0, approved
+    assert "approved (checked by hand)" in status_when(env, order_id, "delivered")
+    assert failed_workflow_tasks(server, codec_port, order_id) == 0
+
+
+@pytest.mark.parametrize("inputs", [[], ["-i", "null"], ["-i", "{}"]], ids=["bare", "null", "{}"])
+def test_bare_approve_approves_with_no_reason(
+    server: DevServer, env: dict[str, str], codec_port: int, worker: Worker, inputs: list[str]
+) -> None:
+    order_id = waiting_order(server, env, codec_port)
+    signal(server, codec_port, order_id, "approve_order", *inputs)
+    status = status_when(env, order_id, "delivered")
+    assert "approval:      approved\n" in status
+    assert ledger(env, order_id) == f"{order_id}: 1 charge, 1 reservation, 1 shipment, 1 e-mail"
+
+
+def test_bare_reject_rejects_with_no_reason_given_and_refunds(
+    server: DevServer, env: dict[str, str], codec_port: int, worker: Worker
+) -> None:
+    order_id = waiting_order(server, env, codec_port)
+    signal(server, codec_port, order_id, "reject_order")
+    status = status_when(env, order_id, "failed")
+    assert f"Order {order_id} failed: Order rejected: no reason given" in status
+    assert "undone: refund payment: refund-" in status
+    assert ledger(env, order_id) == f"{order_id}: 1 charge, 1 refund"
+
+
+def test_bare_cancel_update_cancels_by_request_and_refunds(
+    server: DevServer, env: dict[str, str], codec_port: int, worker: Worker
+) -> None:
+    order_id = waiting_order(server, env, codec_port)
+    accepted = cancel(server, codec_port, order_id)
+    assert accepted.returncode == 0, accepted
+    assert "awaiting approval" in accepted.stdout
+    status = status_when(env, order_id, "failed")
+    assert f"Order {order_id} failed: Order cancelled: cancelled by request" in status
+    assert ledger(env, order_id) == f"{order_id}: 1 charge, 1 refund"
+
+
+# --- Two approvers at once -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("attempt", range(3))
+def test_approve_and_reject_at_once_only_the_decision_that_stands_succeeds(
+    server: DevServer, env: dict[str, str], codec_port: int, worker: Worker, attempt: int
+) -> None:
+    order_id = waiting_order(server, env, codec_port)
+    deciders = {
+        "approve": ["./approve.py", order_id, "fine by me"],
+        "reject": ["./approve.py", order_id, "--reject", "looks fake"],
+    }
+    running = {
+        name: subprocess.Popen(
+            command,
+            cwd=Path(__file__).resolve().parent.parent / "order_application",
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            stdin=subprocess.DEVNULL,
+        )
+        for name, command in deciders.items()
+    }
+    results = {name: process.communicate(timeout=120) for name, process in running.items()}
+    codes = {name: process.returncode for name, process in running.items()}
+    assert sorted(codes.values()) == [0, 1], results
+    winner = next(name for name, code in codes.items() if code == 0)
+    loser = next(name for name, code in codes.items() if code == 1)
+    assert "Traceback" not in results[loser][1]
+    assert results[loser][1].startswith("error: order "), results[loser]
+    if winner == "approve":
+        assert "approved (fine by me)" in status_when(env, order_id, "delivered")
+    else:
+        assert "Order rejected: looks fake" in status_when(env, order_id, "failed")
