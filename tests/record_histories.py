@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from temporalio.api.enums.v1 import EventType
-from temporalio.client import WorkflowFailureError, WorkflowHandle
+from temporalio.client import WorkflowFailureError, WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
@@ -139,6 +139,25 @@ async def workflow_bug_fixed(recorder: Recorder, name: str) -> OrderHandle:
     return handle
 
 
+async def malformed_messages(handle: OrderHandle) -> None:
+    """What the Temporal CLI or another SDK could send: ignored or refused, then an approval."""
+    await handle.signal("approve_order", {"reason": 5})
+    await handle.signal("reject_order", "yes")
+    await handle.signal("approve_order", args=[{}, {}])
+    with contextlib.suppress(WorkflowUpdateFailedError):
+        await handle.execute_update("cancel_order", {"reason": 5})
+    await handle.signal("approve_order")
+
+
+async def invalid_order(recorder: Recorder, name: str) -> OrderHandle:
+    async with recorder.worker(name):
+        handle: OrderHandle = await recorder.env.client.start_workflow(
+            "OrderWorkflow", {"customer": "x"}, id=f"order-{name}", task_queue=name
+        )
+        await ended(handle)
+    return handle
+
+
 # Each history's file name, and whether the scenario needs time skipped (a timer or backoffs).
 SCENARIOS: dict[str, tuple[bool, Scenario]] = {
     "happy_path": (
@@ -201,6 +220,8 @@ SCENARIOS: dict[str, tuple[bool, Scenario]] = {
     ),
     "policy_denied": (False, placed(replace(ORDER, customer="blocked-customer"))),
     "workflow_bug_fixed": (False, workflow_bug_fixed),
+    "malformed_messages": (False, placed(once=awaiting_approval, then=malformed_messages)),
+    "invalid_order": (False, invalid_order),
 }
 
 

@@ -32,6 +32,8 @@ SCENARIOS = [
     "out_of_stock",
     "policy_denied",
     "workflow_bug_fixed",
+    "malformed_messages",
+    "invalid_order",
 ]
 
 

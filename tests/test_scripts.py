@@ -159,6 +159,9 @@ def test_missing_expiry_is_usage_error(env: dict[str, str]) -> None:
         ("starter.py", ["12/30", "--item", "MUG:0"], "QTY >= 1"),
         ("starter.py", ["12/30", "--approval-threshold", "ten"], "amount must be dollars"),
         ("starter.py", ["12/30", "--approval-timeout", "0"], "must be a number of seconds"),
+        ("starter.py", ["12/30", "--approval-timeout", "inf"], "approval_timeout_seconds"),
+        ("starter.py", ["12/30", "--item", "MUG:5000"], "items[0].quantity: must be 1 to 1000"),
+        ("schedule.py", ["create", "12/30", "--approval-timeout", "1e9"], "(7 days)"),
         ("starter.py", ["12/30", "--small", "--large"], "not allowed with argument"),
         ("approve.py", ["some-order", "--reject", " "], "--reject needs a reason"),
         ("approve.py", ["some-order", "ok", "--reject", "no"], "not both"),
@@ -173,6 +176,21 @@ def test_bad_options_are_usage_errors(
     assert result.returncode == 2, result
     assert message in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_an_order_the_workflow_would_refuse_is_never_placed(env: dict[str, str]) -> None:
+    order_id = new_order_id()
+    result = run_script(
+        "starter.py", "12/30", "--approval-timeout", "inf", "--order-id", order_id, env=env
+    )
+    assert result.returncode == 2
+    assert result.stderr.splitlines()[-1] == (
+        "starter.py: error: the order would be refused: approval_timeout_seconds: must be above 0"
+        " and at most 604800 (7 days) (got inf)"
+    )
+    assert_one_line_error(
+        run_script("status.py", order_id, env=env), 1, f"no order with ID {order_id}"
+    )
 
 
 @pytest.mark.parametrize("script", ["approve.py", "cancel.py", "status.py"])
