@@ -1,4 +1,4 @@
-"""Real processes for end-to-end tests: a dev server, the worker and the scripts."""
+"""Real processes for end-to-end tests and the benchmark: a dev server, the worker, the scripts."""
 
 import os
 import signal
@@ -19,19 +19,32 @@ TEMPORAL_CLI = Path(sys.executable).parent / "temporal"
 SCRIPT_TIMEOUT = 180.0
 
 
+# Someone's own dev server may be on the default ports: never hand them out, whatever range the
+# OS takes free ports from.
+RESERVED_PORTS = frozenset({7233, 8233})
+
+
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    while True:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = int(sock.getsockname()[1])
+        if port not in RESERVED_PORTS:
+            return port
 
 
-def wait_for_port(port: int, timeout: float = 60.0) -> None:
+def wait_for_port(
+    port: int, timeout: float = 60.0, process: subprocess.Popen[bytes] | None = None
+) -> None:
+    """Returns once something listens on `port`; fails at once if `process` (the server) exits."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=1):
                 return
         except OSError:
+            if process is not None and process.poll() is not None:
+                raise RuntimeError(f"the server exited with code {process.returncode}") from None
             time.sleep(0.2)
     raise TimeoutError(f"nothing listens on port {port} after {timeout} s")
 
@@ -43,22 +56,34 @@ class DevServer:
     db_file: Path | None = None
     port: int = field(default_factory=free_port)
     process: subprocess.Popen[bytes] | None = None
+    log: Path | None = None
+    """Where the server's output goes (appended); nowhere by default."""
+    log_level: str = "error"
+    options: tuple[str, ...] = ()
+    """More `temporal server start-dev` options, such as `--dynamic-config-value`s."""
 
     @property
     def address(self) -> str:
         return f"127.0.0.1:{self.port}"
 
     def start(self) -> None:
+        """Starts the server; returns once it listens."""
+        self.launch()
+        wait_for_port(self.port, process=self.process)
+
+    def launch(self) -> None:
+        """Starts the server's process without waiting for it to listen."""
         command = [
             str(TEMPORAL_CLI), "server", "start-dev", "--headless",
-            "--ip", "127.0.0.1", "--port", str(self.port), "--log-level", "error",
+            "--ip", "127.0.0.1", "--port", str(self.port), "--log-level", self.log_level,
+            *self.options,
         ]  # fmt: skip
         if self.db_file is not None:
             command += ["--db-filename", str(self.db_file)]
-        self.process = subprocess.Popen(
-            command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-        )
-        wait_for_port(self.port)
+        with open(self.log or os.devnull, "ab") as output:
+            self.process = subprocess.Popen(
+                command, stdin=subprocess.DEVNULL, stdout=output, stderr=subprocess.STDOUT
+            )
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
