@@ -10,9 +10,11 @@ from dataclasses import dataclass
 from urllib.parse import quote
 
 from temporalio.client import Client
+from temporalio.converter import DataConverter
 from temporalio.envconfig import ClientConfigProfile, ClientConnectConfig
 
 from cli import UserError
+from codec import data_converter
 from services import DATA_DIR
 from shared import TASK_QUEUE
 
@@ -33,10 +35,14 @@ class Settings:
     task_queue: str
     address_configured: bool
     """False when neither TEMPORAL_ADDRESS nor a config profile names a server."""
+    data_converter: DataConverter
+    """Encrypting every payload, unless ORDER_ENCRYPTION is off."""
 
 
 def load_settings() -> Settings:
-    """Reads TEMPORAL_* variables and TOML profiles the way every Temporal SDK and CLI does."""
+    """Reads TEMPORAL_* variables and TOML profiles the way every Temporal SDK and CLI does,
+    and the encryption key (a one-line UserError when it cannot be read).
+    """
     try:
         profile = ClientConfigProfile.load()
     except Exception as err:  # A malformed TOML file or variable: say which, in one line.
@@ -50,12 +56,16 @@ def load_settings() -> Settings:
         namespace=config["namespace"],
         task_queue=os.environ.get("ORDER_TASK_QUEUE", TASK_QUEUE),
         address_configured=profile.address is not None,
+        data_converter=data_converter(),
     )
 
 
 async def connect(settings: Settings) -> Client:
     try:
-        return await asyncio.wait_for(Client.connect(**settings.connect), CONNECT_TIMEOUT_SECONDS)
+        return await asyncio.wait_for(
+            Client.connect(**settings.connect, data_converter=settings.data_converter),
+            CONNECT_TIMEOUT_SECONDS,
+        )
     except (TimeoutError, RuntimeError) as err:
         raise UserError(
             f"cannot reach Temporal at {settings.address} (namespace {settings.namespace}): "
