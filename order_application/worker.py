@@ -19,7 +19,9 @@ from activities import OrderActivities
 from boundary import OneArgumentPerMessage
 from buggy_workflow import BuggyOrderWorkflow
 from cli import EXIT_OK, run
-from connection import connect_or_start_dev_server, load_settings
+from codec import EncryptionCodec
+from codec_server import DEFAULT_PORT, CodecServer, ui_origins
+from connection import Settings, connect_or_start_dev_server, load_settings, web_ui
 from services import Services
 from shared import ServiceUnavailableError
 from workflow import OrderWorkflow
@@ -70,6 +72,12 @@ def configure_logging() -> None:
     logging.getLogger("temporalio.activity").addFilter(ExpectedFailuresOnOneLine())
 
 
+def port_number(text: str) -> int:
+    if not text.isdigit() or int(text) > 65535:
+        raise argparse.ArgumentTypeError(f"must be a port number from 0 to 65535 (got {text!r})")
+    return int(text)
+
+
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument(
@@ -82,17 +90,54 @@ def parse_args() -> argparse.Namespace:
         action="store_true",
         help="run a deploy of OrderWorkflow with a bug after the approval",
     )
+    parser.add_argument(
+        "--codec-port",
+        metavar="PORT",
+        type=port_number,
+        default=DEFAULT_PORT,
+        help="serve the codec that decrypts orders for the Web UI and the Temporal CLI on"
+        " localhost:PORT (default %(default)s; 0: off)",
+    )
     role = parser.add_mutually_exclusive_group()
     role.add_argument("--workflows-only", action="store_true", help="run no activities")
     role.add_argument("--activities-only", action="store_true", help="run no workflows")
     return parser.parse_args()
 
 
+def start_codec_server(settings: Settings, port: int) -> CodecServer | None:
+    """Serves the codec for the Web UI and the CLI, unless it is off or its port is taken."""
+    codec = settings.data_converter.payload_codec
+    if not isinstance(codec, EncryptionCodec):
+        print("Encryption is off (ORDER_ENCRYPTION=off): orders are stored in clear.", flush=True)
+        return None
+    if port == 0:
+        return None
+    try:
+        server = CodecServer(codec, port, ui_origins(web_ui(settings)))
+    except OSError as err:
+        # Not fatal: with several workers on one machine, the first one serves the codec.
+        print(
+            f"Codec server not started: localhost:{port}: {err.strerror}."
+            " Another worker may serve it; otherwise choose a free --codec-port.",
+            flush=True,
+        )
+        return None
+    print(
+        f"Codec server on {server.endpoint}: the Web UI and `temporal --codec-endpoint`"
+        " decrypt orders through it.",
+        flush=True,
+    )
+    return server
+
+
 async def main() -> int:
     args = parse_args()
     configure_logging()
     settings = load_settings()
-    client = await connect_or_start_dev_server(settings)
+    codec_server = start_codec_server(settings, args.codec_port)
+    client = await connect_or_start_dev_server(
+        settings, codec_server.endpoint if codec_server else None
+    )
 
     order_workflow = BuggyOrderWorkflow if args.workflow_bug else OrderWorkflow
     services = Services.from_environment(inventory_down=args.inventory_down)
@@ -133,6 +178,8 @@ async def main() -> int:
     async with worker:
         await stop.wait()
     services.ledger.close()
+    if codec_server:
+        codec_server.close()
     print("Worker stopped.", flush=True)
     return EXIT_OK
 
