@@ -3,28 +3,53 @@
 # requires-python = ">=3.11"
 # dependencies = ["temporalio==1.35.0", "cryptography==50.0.2"]
 # ///
-"""Approves (or, with --reject, rejects) an order that is waiting for approval."""
+"""Approves (or, with --reject, rejects) an order waiting for approval, or all of them."""
 
 import argparse
 import asyncio
 
-from temporalio.client import WorkflowHandle
+from temporalio.client import Client, WorkflowHandle
+from temporalio.service import RPCError
 
-from cli import EXIT_OK, QUERY_TIMEOUT, UserError, order_status, run, running_order
+from cli import (
+    EXIT_NO,
+    EXIT_OK,
+    QUERY_TIMEOUT,
+    UserError,
+    order_status,
+    run,
+    running_order,
+)
 from connection import connect, load_settings
 from shared import ApprovalState, ApproveOrder, OrderResult, OrderStatus, RejectOrder
 from workflow import OrderWorkflow
 
+OrderHandle = WorkflowHandle[OrderWorkflow, OrderResult]
+
 # A running order acts on a signal within milliseconds: ask it this often which decision stands.
 DECISION_POLL_SECONDS = 0.1
+# Orders decided at once by --all-waiting: enough to keep one connection busy, few enough that
+# the worker answers each status query well within its timeout.
+BULK_CONCURRENCY = 20
 
 
 def parse_args() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("order_id", metavar="ORDER_ID", help="the workflow ID starter.py printed")
+    parser = argparse.ArgumentParser(
+        description=__doc__,
+        usage="%(prog)s ORDER_ID [REASON] [--reject REASON]\n       %(prog)s --all-waiting"
+        " [--reject REASON]",
+    )
+    parser.add_argument(
+        "order_id", metavar="ORDER_ID", nargs="?", help="the workflow ID starter.py printed"
+    )
     parser.add_argument("reason", nargs="?", default="", help="why it is approved (optional)")
-    parser.add_argument("--reject", metavar="REASON", help="reject the order, saying why")
+    parser.add_argument("--reject", metavar="REASON", help="reject instead, saying why")
+    parser.add_argument(
+        "--all-waiting", action="store_true", help="decide every order awaiting approval"
+    )
     args = parser.parse_args()
+    if args.all_waiting == (args.order_id is not None):
+        parser.error("give either an ORDER_ID or --all-waiting")
     if args.reject is not None and args.reason:
         parser.error("give the reason after --reject, not both")
     if args.reject is not None and not args.reject.strip():
@@ -34,44 +59,51 @@ def parse_args() -> argparse.Namespace:
 
 async def main() -> int:
     args = parse_args()
-    client = await connect(load_settings())
+    rejecting = args.reject is not None
+    reason = (args.reject if rejecting else args.reason).strip()
+    settings = load_settings()
+    client = await connect(settings)
+    if args.all_waiting:
+        return await decide_all_waiting(client, settings.task_queue, rejecting, reason)
     handle = await running_order(client, args.order_id)
+    print(await decide(handle, rejecting, reason))
+    return EXIT_OK
+
+
+async def decide(handle: OrderHandle, rejecting: bool, reason: str) -> str:
+    """Sends the decision; what took effect, in one line, or a UserError when it did not."""
     status = await order_status(handle)
     # Without a worker there is no status to check; the decision still waits for the order.
     if status is not None and status.approval != ApprovalState.PENDING:
         raise UserError(
-            f"order {args.order_id} is not waiting for approval: approval {status.approval}"
+            f"order {handle.id} is not waiting for approval: approval {status.approval}"
         )
-    rejecting = args.reject is not None
     if rejecting:
-        reason = args.reject.strip()
         await handle.signal(OrderWorkflow.reject_order, args=[RejectOrder(reason)])
     else:
-        reason = args.reason.strip()
         await handle.signal(OrderWorkflow.approve_order, args=[ApproveOrder(reason)])
+    decision = "rejection" if rejecting else "approval"
 
     # Another approver may have decided first (only the first decision counts), or the wait may
     # have timed out meanwhile: ask the order which decision stands.
-    decided = await decision(handle)
+    decided = await standing_decision(handle)
     if decided is None:
-        print(
-            f"Sent the {'rejection' if rejecting else 'approval'} of order {args.order_id};"
-            " no worker answered, so the order acts on it once one runs."
+        return (
+            f"Sent the {decision} of order {handle.id}; no worker answered, so the order acts on"
+            " it once one runs."
         )
-        return EXIT_OK
     wanted = ApprovalState.REJECTED if rejecting else ApprovalState.APPROVED
     if decided.approval != wanted or decided.decision_reason != reason:
         said = f" ({decided.decision_reason})" if decided.decision_reason else ""
         raise UserError(
-            f"order {args.order_id} was {decided.approval}{said} by another decision first;"
-            f" your {'rejection' if rejecting else 'approval'} did not take effect"
+            f"order {handle.id} was {decided.approval}{said} by another decision first;"
+            f" your {decision} did not take effect"
         )
     verb = "Rejected" if rejecting else "Approved"
-    print(f"{verb} order {args.order_id}" + (f": {reason}" if reason else "."))
-    return EXIT_OK
+    return f"{verb} order {handle.id}" + (f": {reason}" if reason else ".")
 
 
-async def decision(handle: WorkflowHandle[OrderWorkflow, OrderResult]) -> OrderStatus | None:
+async def standing_decision(handle: OrderHandle) -> OrderStatus | None:
     """The order's status once it has decided, or None when no worker answers."""
     deadline = asyncio.get_running_loop().time() + QUERY_TIMEOUT.total_seconds()
     while True:
@@ -81,6 +113,52 @@ async def decision(handle: WorkflowHandle[OrderWorkflow, OrderResult]) -> OrderS
         if asyncio.get_running_loop().time() > deadline:
             raise UserError(f"order {handle.id} has not acted on the decision yet; see status.py")
         await asyncio.sleep(DECISION_POLL_SECONDS)
+
+
+async def decide_all_waiting(client: Client, task_queue: str, rejecting: bool, reason: str) -> int:
+    """Decides every running order that awaits approval; one line each, EXIT_NO if any failed."""
+    waiting: list[OrderHandle] = []
+    # Visibility finds the running orders; only each order knows whether it awaits approval.
+    query = (
+        f"WorkflowType = 'OrderWorkflow' AND ExecutionStatus = 'Running'"
+        f" AND TaskQueue = '{task_queue}'"
+    )
+    candidates = [
+        client.get_workflow_handle_for(OrderWorkflow.run, execution.id)
+        async for execution in client.list_workflows(query)
+    ]
+    limit = asyncio.Semaphore(BULK_CONCURRENCY)
+
+    async def awaiting(handle: OrderHandle) -> None:
+        async with limit:
+            try:
+                status = await order_status(handle)
+            except UserError as err:  # Such as an order whose workflow task fails: not ours.
+                print(f"skipped: {err}", flush=True)
+                return
+        if status is not None and status.approval == ApprovalState.PENDING:
+            waiting.append(handle)
+
+    await asyncio.gather(*(awaiting(handle) for handle in candidates))
+    if not waiting:
+        print("No order is waiting for approval.")
+        return EXIT_OK
+
+    async def decide_one(handle: OrderHandle) -> bool:
+        async with limit:
+            try:
+                print(await decide(handle, rejecting, reason), flush=True)
+                return True
+            except UserError as err:
+                print(f"error: {err}", flush=True)
+            except RPCError as err:  # Such as an order that ended since it was listed.
+                print(f"error: order {handle.id}: {err.message}", flush=True)
+            return False
+
+    decided = await asyncio.gather(*(decide_one(handle) for handle in waiting))
+    verb = "rejected" if rejecting else "approved"
+    print(f"{sum(decided)} of {len(decided)} waiting orders {verb}.")
+    return EXIT_OK if all(decided) else EXIT_NO
 
 
 if __name__ == "__main__":

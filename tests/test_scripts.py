@@ -267,6 +267,40 @@ def test_cancel_through_temporal_shows_what_was_undone(
     assert "undone: refund payment: refund-" in status.stdout
 
 
+def test_bulk_approval_decides_only_the_waiting_orders(server: DevServer, tmp_path: Path) -> None:
+    env = script_env(server, tmp_path, ORDER_TASK_QUEUE=f"bulk-{uuid.uuid4().hex[:6]}")
+    with running_worker(env, tmp_path / "worker.log"):
+        finished = run_script("starter.py", "12/30", "--approval-threshold", "100", env=env)
+        assert finished.returncode == 0, finished
+        waiting = [new_order_id() for _ in range(3)]
+        for order_id in waiting:
+            run_script("starter.py", "12/30", "--order-id", order_id, "--no-wait", env=env)
+        # Visibility, which --all-waiting searches, may lag the start by a moment.
+        running = f"TaskQueue = '{env['ORDER_TASK_QUEUE']}' AND ExecutionStatus = 'Running'"
+        listed = [
+            str(TEMPORAL_CLI), "workflow", "count", "--address", server.address, "--query", running
+        ]  # fmt: skip
+        deadline = time.monotonic() + 60
+        while (
+            f"Total: {len(waiting)}"
+            not in subprocess.run(listed, capture_output=True, text=True).stdout
+        ):
+            assert time.monotonic() < deadline
+            time.sleep(0.3)
+
+        approved = run_script("approve.py", "--all-waiting", env=env)
+        assert approved.returncode == 0, approved
+        lines = approved.stdout.splitlines()
+        assert sorted(lines[:-1]) == sorted(f"Approved order {order_id}." for order_id in waiting)
+        assert lines[-1] == "3 of 3 waiting orders approved."
+
+        again = run_script("approve.py", "--all-waiting", "--reject", "too late", env=env)
+        assert again.returncode == 0, again
+        assert again.stdout == "No order is waiting for approval.\n"
+        for order_id in waiting:
+            assert "approval:      approved" in run_script("status.py", order_id, env=env).stdout
+
+
 def test_below_threshold_needs_no_approval(env: dict[str, str], worker: Worker) -> None:
     result = run_script("starter.py", "12/30", "--approval-threshold", "100", env=env)
     assert result.returncode == 0, result
