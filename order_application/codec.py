@@ -86,8 +86,8 @@ class EncryptionCodec(PayloadCodec):
             _, keys = self._ring
         if wanted not in keys:
             raise EncryptionError(
-                f"a payload is encrypted with key {wanted}, which is not among the keys in"
-                f" {self._key_file or 'this codec'}; put that key back in the file"
+                f"a payload is encrypted with key {wanted}, which is not in"
+                f" {self._key_file or 'the keys given'}: use the key file that holds it"
             )
         nonce, ciphertext = payload.data[:NONCE_BYTES], payload.data[NONCE_BYTES:]
         try:

@@ -191,7 +191,7 @@ async def test_plain_json_from_the_temporal_cli_passes_decode_unchanged() -> Non
 
 async def test_a_payload_of_an_unknown_key_is_a_one_line_error() -> None:
     (encrypted,) = await EncryptionCodec([os.urandom(32)]).encode([json_payload(1)])
-    with pytest.raises(EncryptionError, match=r"encrypted with key [0-9a-f]{16}, which is not"):
+    with pytest.raises(EncryptionError, match=r"encrypted with key [0-9a-f]{16}, which is not in"):
         await EncryptionCodec([os.urandom(32)]).decode([encrypted])
 
 
