@@ -1,4 +1,4 @@
-"""Smoke tests of benchmarks/throughput.py: a tiny run of each mode completes and reports."""
+"""Smoke tests of benchmarks/throughput.py: a tiny run of each mode completes, reports, draws."""
 
 import json
 import os
@@ -13,8 +13,9 @@ BENCHMARK = Path(__file__).resolve().parents[1] / "benchmarks" / "throughput.py"
 RUN_TIMEOUT_SECONDS = 90
 
 
-def run_benchmark(tmp_path: Path, *args: str) -> tuple[str, dict[str, Any]]:
-    """Runs the benchmark on a dev server of its own; returns what it printed and its JSON."""
+def run_benchmark(tmp_path: Path, *args: str) -> tuple[str, dict[str, Any], list[str]]:
+    """Runs the benchmark on dev servers of its own; returns what it printed, its JSON, and the
+    names of the charts it drew next to the JSON."""
     output = tmp_path / "result.json"
     # Without TEMPORAL_ADDRESS the benchmark starts (and stops) a server of its own.
     environment = {k: v for k, v in os.environ.items() if k != "TEMPORAL_ADDRESS"}
@@ -33,11 +34,15 @@ def run_benchmark(tmp_path: Path, *args: str) -> tuple[str, dict[str, Any]]:
             stdout, stderr = benchmark.communicate(timeout=30)
             raise AssertionError(f"the benchmark hung:\n{stdout}\n{stderr}") from None
     assert benchmark.returncode == 0, f"exit code {benchmark.returncode}:\n{stdout}\n{stderr}"
-    return stdout, json.loads(output.read_text())
+    charts = sorted(tmp_path.glob("result-*.png"))
+    for chart in charts:
+        assert chart.read_bytes().startswith(b"\x89PNG"), chart
+        assert f"Chart: {chart}" in stdout
+    return stdout, json.loads(output.read_text()), [chart.name for chart in charts]
 
 
 def test_throughput_mode_runs_every_order_of_both_sides(tmp_path: Path) -> None:
-    stdout, report = run_benchmark(tmp_path, "--orders", "10", "--single-orders", "3")
+    stdout, report, charts = run_benchmark(tmp_path, "--orders", "10", "--single-orders", "3")
 
     for line in ("orders per second", "latency p99", "single-order latency", "worker CPU"):
         assert line in stdout
@@ -68,10 +73,56 @@ def test_throughput_mode_runs_every_order_of_both_sides(tmp_path: Path) -> None:
         "single-order latency ratio",
     ]
     assert report["all_completed"] is True
+    assert charts == ["result-latency-cdf.png"]
+
+
+def test_in_flight_mode_runs_both_sides_at_every_level(tmp_path: Path) -> None:
+    stdout, report, charts = run_benchmark(
+        tmp_path, "--mode", "in-flight", "--levels", "1,4", "--orders", "6", "--rounds", "1",
+        "--warm-up", "0",
+    )  # fmt: skip
+
+    assert "In-flight curve" in stdout
+    assert report["points"] == [1, 4]
+    assert [(p["kind"], p["in_flight"]) for p in report["phases"]] == [
+        ("project", 1),
+        ("baseline", 1),
+        ("baseline", 4),
+        ("project", 4),
+    ]
+    for side in ("project", "baseline"):
+        for point in report["results"][side]:
+            assert point["completed"] == point["orders"] == 6
+            assert point["orders_per_second"] > 0
+            assert len(point["latency_cuts_ms"]) == 99
+    assert len(report["ratios"]) == 2
+    assert report["all_completed"] is True
+    assert charts == ["result-latency-cdf.png", "result-throughput.png"]
+
+
+def test_workers_mode_runs_both_sides_on_several_worker_processes(tmp_path: Path) -> None:
+    # One point only, to stay quick: every other mode runs one worker per side.
+    stdout, report, charts = run_benchmark(
+        tmp_path, "--mode", "workers", "--workers", "2", "--orders", "6", "--concurrency", "3",
+        "--rounds", "1", "--warm-up", "0",
+    )  # fmt: skip
+
+    assert "Worker curve" in stdout
+    assert [(p["kind"], p["workers"]) for p in report["phases"]] == [
+        ("project", 2),
+        ("baseline", 2),
+    ]
+    for side in ("project", "baseline"):
+        [point] = report["results"][side]
+        assert point["workers"] == 2
+        assert point["completed"] == point["orders"] == 6
+        assert point["cpu_ms_per_order"]["worker"] > 0
+    assert report["all_completed"] is True
+    assert charts == ["result-workers.png"]
 
 
 def test_waiting_mode_completes_every_order_held_for_approval(tmp_path: Path) -> None:
-    stdout, report = run_benchmark(tmp_path, "--mode", "waiting", "--orders", "20")
+    stdout, report, charts = run_benchmark(tmp_path, "--mode", "waiting", "--orders", "20")
 
     assert "worker RSS, all waiting" in stdout
     assert report["mode"] == "waiting"
@@ -80,5 +131,9 @@ def test_waiting_mode_completes_every_order_held_for_approval(tmp_path: Path) ->
         assert result["completed"] == result["orders"] == 20
         assert result["worker_rss_all_waiting_mb"] > 0
         assert result["seconds_from_approval_to_all_completed"] > 0
+        assert result["server_rss_all_waiting_mb"] > 0
+        assert result["rss_samples"][0]["waiting"] == 0
+        assert result["rss_samples"][-1]["waiting"] == 20
     assert report["targets"][0]["name"] == "worker RSS (MB) with 20 orders waiting"
     assert report["all_completed"] is True
+    assert charts == ["result-rss.png"]
