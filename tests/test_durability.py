@@ -24,6 +24,7 @@ from durability_support import (
 from processes import DevServer, run_script, script_env
 from temporalio.client import Client
 
+from codec import data_converter
 from shared import CATALOG, ApprovalState, LineItem, Order, OrderStep, PackingCheckpoint
 from workflow import OrderWorkflow
 
@@ -81,7 +82,7 @@ async def test_activity_worker_killed_mid_packing_resumes_from_checkpoint(
         ORDER_LEDGER=str(ledger),
         ORDER_PACK_DELAY=str(PACK_SECONDS_PER_UNIT),
     )
-    client = await Client.connect(server.address)
+    client = await Client.connect(server.address, data_converter=data_converter(tmp_path))
     order_id = new_order_id()
 
     def units_packed() -> int:
@@ -191,7 +192,7 @@ async def test_worker_killed_repeatedly_under_load_every_order_completes_once(
         ORDER_LEDGER=str(ledger),
         ORDER_SERVICE_DELAY=str(SERVICE_SECONDS),
     )
-    client = await Client.connect(server.address)
+    client = await Client.connect(server.address, data_converter=data_converter(tmp_path))
     order = Order(
         customer="ada@example.com",
         items=[LineItem("MUG", 1, CATALOG["MUG"])],
@@ -299,7 +300,7 @@ async def test_server_restarted_while_orders_await_approval_loses_none(
                     env=env,
                 )  # fmt: skip
                 assert placed.returncode == 0, placed
-            client = await Client.connect(server.address)
+            client = await Client.connect(server.address, data_converter=data_converter(tmp_path))
 
             async def all_awaiting_approval() -> bool:
                 for order_id in order_ids:
@@ -328,7 +329,7 @@ async def test_server_restarted_while_orders_await_approval_loses_none(
                 approved = await asyncio.to_thread(run_script, "approve.py", order_id, env=env)
                 assert approved.returncode == 0, approved
                 assert f"Approved order {order_id}" in approved.stdout
-            client = await Client.connect(server.address)
+            client = await Client.connect(server.address, data_converter=data_converter(tmp_path))
             results = await asyncio.wait_for(
                 asyncio.gather(
                     *(
