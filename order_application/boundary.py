@@ -54,7 +54,8 @@ def read_message(sent: RawValue, message_type: type[T]) -> T:
         value = workflow.payload_converter().from_payload(sent.payload)
     except Exception as err:  # An encoding the worker does not know, or bytes that are not JSON.
         encoding = sent.payload.metadata.get("encoding", b"none").decode(errors="replace")
-        raise MalformedMessage([f"not JSON (encoding {encoding}): {err}"]) from err
+        why = f"not JSON: {err}" if encoding == "json/plain" else f"not JSON (encoding {encoding})"
+        raise MalformedMessage([why]) from err
     return from_json(message_type, value)
 
 

@@ -23,6 +23,8 @@ from processes import (
     script_env,
 )
 
+from codec import KEY_FILE_NAME, key_id, read_keys
+
 pytestmark = pytest.mark.e2e
 
 VALID = {
@@ -181,6 +183,10 @@ MALFORMED_STARTS = {
         ],
         "not JSON (encoding json/protobuf)",
     ),
+    "labelled as encrypted": (
+        ["--input-meta", "encoding=binary/encrypted", "-i", as_input(VALID)],
+        "not JSON (encoding binary/encrypted)",
+    ),
 }
 
 
@@ -198,6 +204,24 @@ def test_malformed_start_fails_at_once_as_invalid_order_and_charges_nothing(
     status = status_when(env, order_id, "failed")
     assert f"Order {order_id} failed: Invalid order: " in status
     assert problem in status
+    assert ledger(env, order_id) == f"error: the ledger has nothing for {order_id}"
+    assert failed_workflow_tasks(server, codec_port, order_id) == 0
+
+
+def test_a_start_forged_with_the_workers_own_key_id_is_refused_not_retried(
+    server: DevServer, env: dict[str, str], codec_port: int, worker: Worker
+) -> None:
+    """Plain JSON claiming to be ciphertext of the real key: it cannot be decrypted, ever."""
+    (key, *_) = read_keys(Path(env["ORDER_DATA_DIR"]) / KEY_FILE_NAME)
+    order_id = new_id()
+    start(
+        server, env, codec_port, order_id,
+        "--input-meta", "encoding=binary/encrypted",
+        "--input-meta", f"encryption-key-id={key_id(key)}",
+        "-i", as_input(VALID),
+    )  # fmt: skip
+    status = status_when(env, order_id, "failed")
+    assert f"Order {order_id} failed: Invalid order: not JSON (encoding binary/encrypted)\n" in status
     assert ledger(env, order_id) == f"error: the ledger has nothing for {order_id}"
     assert failed_workflow_tasks(server, codec_port, order_id) == 0
 
@@ -249,6 +273,11 @@ MALFORMED_SIGNALS = [
         "approve_order",
         ["--input-meta", "encoding=json/protobuf", "--input-meta", "messageType=x.Y", "-i", "{}"],
         "not JSON (encoding json/protobuf)",
+    ),
+    (
+        "reject_order",
+        ["--input-meta", "encoding=binary/encrypted", "-i", '{"reason": "forged"}'],
+        "not JSON (encoding binary/encrypted)",
     ),
 ]
 

@@ -195,6 +195,17 @@ async def test_a_payload_of_an_unknown_key_is_a_one_line_error() -> None:
         await EncryptionCodec([os.urandom(32)]).decode([encrypted])
 
 
+async def test_an_altered_or_forged_payload_goes_on_as_it_came_for_the_workflow_to_refuse() -> None:
+    key = os.urandom(32)
+    codec = EncryptionCodec([key])
+    (encrypted,) = await codec.encode([json_payload({"reason": "ok"})])
+    altered = Payload(metadata=encrypted.metadata, data=encrypted.data[:-1] + b"?")
+    forged = Payload(metadata={"encoding": ENCODING, KEY_ID: key_id(key).encode()}, data=b"x")
+    unlabelled = Payload(metadata={"encoding": ENCODING, KEY_ID: b"not a key id"}, data=b"x")
+    # Never an error: a payload a client made up must not fail the workflow task that reads it.
+    assert await codec.decode([altered, forged, unlabelled]) == [altered, forged, unlabelled]
+
+
 def test_a_running_codec_takes_a_rotation_of_its_key_file(tmp_path: Path) -> None:
     keys = tmp_path / "keys"
     keys.write_text(base64.b64encode(os.urandom(32)).decode() + "\n")
