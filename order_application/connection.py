@@ -12,6 +12,7 @@ from urllib.parse import quote
 from temporalio.client import Client
 from temporalio.converter import DataConverter
 from temporalio.envconfig import ClientConfigProfile, ClientConnectConfig
+from temporalio.runtime import Runtime
 
 from cli import UserError
 from codec import data_converter
@@ -60,10 +61,13 @@ def load_settings() -> Settings:
     )
 
 
-async def connect(settings: Settings) -> Client:
+async def connect(settings: Settings, runtime: Runtime | None = None) -> Client:
+    """`runtime`: the SDK's runtime for this client and its workers, if not the default one."""
     try:
         return await asyncio.wait_for(
-            Client.connect(**settings.connect, data_converter=settings.data_converter),
+            Client.connect(
+                **settings.connect, data_converter=settings.data_converter, runtime=runtime
+            ),
             CONNECT_TIMEOUT_SECONDS,
         )
     except (TimeoutError, RuntimeError) as err:
@@ -75,12 +79,14 @@ async def connect(settings: Settings) -> Client:
         ) from err
 
 
-async def connect_or_start_dev_server(settings: Settings, codec_endpoint: str | None) -> Client:
+async def connect_or_start_dev_server(
+    settings: Settings, codec_endpoint: str | None, runtime: Runtime | None = None
+) -> Client:
     """Connects; with no server configured and none running locally, starts one first, whose Web
     UI decrypts through `codec_endpoint` when there is one.
     """
     if settings.address_configured or _answers(LOCAL_HOST, LOCAL_PORT):
-        return await connect(settings)
+        return await connect(settings, runtime)
     pid = _start_dev_server(codec_endpoint)
     print(
         f"No Temporal server configured or running, so started a local dev server (pid {pid}):"
@@ -91,7 +97,7 @@ async def connect_or_start_dev_server(settings: Settings, codec_endpoint: str | 
     deadline = asyncio.get_running_loop().time() + DEV_SERVER_START_SECONDS
     while asyncio.get_running_loop().time() < deadline:
         try:
-            return await connect(settings)
+            return await connect(settings, runtime)
         except UserError:
             await asyncio.sleep(0.5)
     raise UserError(

@@ -13,15 +13,17 @@ from datetime import timedelta
 
 from temporalio import activity, workflow
 from temporalio.exceptions import ApplicationError
+from temporalio.runtime import Runtime
 from temporalio.worker import Worker
 
 from activities import OrderActivities
 from boundary import OneArgumentPerMessage
 from buggy_workflow import BuggyOrderWorkflow
-from cli import EXIT_OK, run
+from cli import EXIT_OK, UserError, run
 from codec import EncryptionCodec
 from codec_server import DEFAULT_PORT, CodecServer, ui_origins
 from connection import Settings, connect_or_start_dev_server, load_settings, web_ui
+from metrics import prometheus_runtime
 from services import Services
 from shared import ServiceUnavailableError
 from workflow import OrderWorkflow
@@ -78,6 +80,16 @@ def port_number(text: str) -> int:
     return int(text)
 
 
+def metrics_address(text: str) -> str:
+    """PORT (on localhost) or HOST:PORT, as the address to serve metrics on."""
+    host, _, port = text.rpartition(":")
+    if not port.isdigit() or not 0 < int(port) <= 65535:
+        raise argparse.ArgumentTypeError(
+            f"must be PORT or HOST:PORT, port 1 to 65535 (got {text!r})"
+        )
+    return f"{host or '127.0.0.1'}:{port}"
+
+
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument(
@@ -97,6 +109,13 @@ def parse_args() -> argparse.Namespace:
         default=DEFAULT_PORT,
         help="serve the codec that decrypts orders for the Web UI and the Temporal CLI on"
         " localhost:PORT (default %(default)s; 0: off)",
+    )
+    parser.add_argument(
+        "--metrics-port",
+        metavar="[HOST:]PORT",
+        type=metrics_address,
+        help="serve Prometheus metrics, the SDK's and the orders', at http://localhost:PORT/metrics"
+        " (HOST:PORT to listen elsewhere, such as 0.0.0.0:PORT for a Prometheus on another host)",
     )
     role = parser.add_mutually_exclusive_group()
     role.add_argument("--workflows-only", action="store_true", help="run no activities")
@@ -130,13 +149,24 @@ def start_codec_server(settings: Settings, port: int) -> CodecServer | None:
     return server
 
 
+def start_metrics(address: str) -> Runtime:
+    """The SDK's runtime, serving metrics at http://ADDRESS/metrics; a UserError if it cannot."""
+    try:
+        runtime = prometheus_runtime(address)
+    except ValueError as err:  # Such as: Failed starting Prometheus exporter: Address in use
+        raise UserError(f"cannot serve metrics on {address}: {err}") from err
+    print(f"Metrics on http://{address}/metrics (Prometheus text).", flush=True)
+    return runtime
+
+
 async def main() -> int:
     args = parse_args()
     configure_logging()
     settings = load_settings()
+    runtime = start_metrics(args.metrics_port) if args.metrics_port else None
     codec_server = start_codec_server(settings, args.codec_port)
     client = await connect_or_start_dev_server(
-        settings, codec_server.endpoint if codec_server else None
+        settings, codec_server.endpoint if codec_server else None, runtime
     )
 
     order_workflow = BuggyOrderWorkflow if args.workflow_bug else OrderWorkflow

@@ -13,6 +13,7 @@ from temporalio.workflow import ActivityCancellationType
 with workflow.unsafe.imports_passed_through():
     from activities import OrderActivities
     from boundary import NOTHING_SENT, MalformedMessage, read_message, shape
+    from metrics import approval_waited, compensation_run, order_completed, order_failed
     from shared import (
         ApprovalState,
         ApproveOrder,
@@ -110,15 +111,19 @@ class OrderWorkflow:
             packing = await self._pack_items(order) if order.pack else None
         except asyncio.CancelledError:  # Cancelled through Temporal itself (e.g. the Web UI).
             await self._compensate()
+            order_failed(OrderError.CANCELLED)
             raise
         except FailureError as failure:
             await self._compensate()
-            raise self._order_failure(failure) from failure
+            error = self._order_failure(failure)
+            order_failed(error.type or "Unknown")
+            raise error from failure
         # From delivery on the parcel is on its way: a cancel through Temporal itself comes too late
         # as well, and the order is finished (cancel.py is told so by the update's validator).
         shipment, confirmation = await self._despite_cancel(self._deliver_and_confirm(order))
         self._step = OrderStep.COMPLETED
         workflow.logger.info("Order %s completed", self._order_id)
+        order_completed()
         return OrderResult(
             order_id=self._order_id,
             customer=order.customer,
@@ -207,6 +212,7 @@ class OrderWorkflow:
         if problems:
             workflow.logger.info("Order %s refused: %s", self._order_id, "; ".join(problems))
             self._step = OrderStep.FAILED
+            order_failed(OrderError.INVALID_ORDER)
             raise ApplicationError(
                 f"Invalid order: {'; '.join(problems)}",
                 OrderFailure(step=OrderStep.RECEIVED, compensations=[]),
@@ -248,6 +254,7 @@ class OrderWorkflow:
         if not self._approval_required:
             return
         self._enter(OrderStep.AWAITING_APPROVAL)
+        waiting_since = workflow.now()
         try:
             await workflow.wait_condition(
                 lambda: self._approval != ApprovalState.PENDING or self._cancel_reason is not None,
@@ -258,6 +265,8 @@ class OrderWorkflow:
             raise ApplicationError(
                 "Order approval timed out", type=OrderError.APPROVAL_TIMED_OUT, non_retryable=True
             ) from None
+        finally:
+            approval_waited(workflow.now() - waiting_since, self._approval)
         self._raise_if_cancelled()
         if self._approval == ApprovalState.REJECTED:
             raise ApplicationError(
@@ -395,6 +404,7 @@ class OrderWorkflow:
             result = await undo()
             if result.detail:
                 self._compensations.append(result)
+                compensation_run(result.action)
 
     def _order_failure(self, failure: FailureError) -> ApplicationError:
         """The error that ends the order: the reason, its type, and what was undone."""

@@ -221,7 +221,8 @@ def test_a_start_forged_with_the_workers_own_key_id_is_refused_not_retried(
         "-i", as_input(VALID),
     )  # fmt: skip
     status = status_when(env, order_id, "failed")
-    assert f"Order {order_id} failed: Invalid order: not JSON (encoding binary/encrypted)\n" in status
+    refused = "Invalid order: not JSON (encoding binary/encrypted)\n"
+    assert f"Order {order_id} failed: {refused}" in status
     assert ledger(env, order_id) == f"error: the ledger has nothing for {order_id}"
     assert failed_workflow_tasks(server, codec_port, order_id) == 0
 
