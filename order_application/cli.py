@@ -3,6 +3,7 @@
 import argparse
 import asyncio
 import os
+import signal
 import sys
 from collections.abc import Callable, Coroutine
 from datetime import timedelta
@@ -71,6 +72,11 @@ def run(main: Callable[[], Coroutine[Any, Any, int]]) -> NoReturn:
         code = EXIT_NO
     except KeyboardInterrupt:
         code = 130
+    except BrokenPipeError:
+        # The reader of our output went away (`| head -1`): what was asked is done; stop quietly,
+        # with the code a process stopped by SIGPIPE has.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        code = 128 + signal.SIGPIPE
     # Leave without interpreter finalization: the SDK's native threads can still be winding down
     # then, and a call from one of them into a finalizing interpreter aborts the process (seen as
     # exit code 134 or 139 after the script had finished). Everything worth keeping is flushed.

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from processes import (
+    SCRIPT_TIMEOUT,
     SCRIPTS,
     TEMPORAL_CLI,
     DevServer,
@@ -359,6 +360,18 @@ def test_ctrl_c_while_waiting_leaves_the_order_running(env: dict[str, str], work
     status = run_script("status.py", order_id, env=env)
     assert "awaiting approval" in status.stdout or "charging payment" in status.stdout
     assert run_script("approve.py", order_id, env=env).returncode == 0
+
+
+def test_output_piped_to_head_ends_quietly(env: dict[str, str], worker: Worker) -> None:
+    """`| head -1` closes the pipe while the starter still prints the summary."""
+    command = "./starter.py 12/30 --approval-threshold 1000 | head -1; exit ${PIPESTATUS[0]}"
+    piped = subprocess.run(
+        ["bash", "-c", command],
+        cwd=SCRIPTS, env=env, capture_output=True, text=True, timeout=SCRIPT_TIMEOUT,
+    )  # fmt: skip
+    assert piped.stdout.startswith("Placed order ")
+    assert piped.stderr == ""
+    assert piped.returncode == 141  # As for a process stopped by SIGPIPE.
 
 
 def test_absent_server_is_one_line_error(tmp_path: Path) -> None:
