@@ -69,11 +69,14 @@ def worker(
         yield running
 
 
-def temporal(server: DevServer, codec_port: int, *args: str) -> subprocess.CompletedProcess[str]:
-    """The official CLI, as a person who has read the README runs it (with the codec endpoint)."""
+def temporal(
+    server: DevServer, codec_port: int | None, *args: str
+) -> subprocess.CompletedProcess[str]:
+    """The official CLI, as a person who has read the README runs it: with the codec endpoint,
+    or with none (`codec_port` None), when it sends plain JSON."""
+    codec = ["--codec-endpoint", f"http://127.0.0.1:{codec_port}"] if codec_port else []
     return subprocess.run(
-        [str(TEMPORAL_CLI), *args, "--address", server.address,
-         "--codec-endpoint", f"http://127.0.0.1:{codec_port}"],
+        [str(TEMPORAL_CLI), *args, "--address", server.address, *codec],
         capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL,
     )  # fmt: skip
 
@@ -83,7 +86,7 @@ def new_id() -> str:
 
 
 def start(
-    server: DevServer, env: dict[str, str], codec_port: int, order_id: str, *inputs: str
+    server: DevServer, env: dict[str, str], codec_port: int | None, order_id: str, *inputs: str
 ) -> None:
     started = temporal(
         server, codec_port, "workflow", "start", "--type", "OrderWorkflow",
@@ -247,7 +250,9 @@ def waiting_order(server: DevServer, env: dict[str, str], codec_port: int) -> st
     return order_id
 
 
-def signal(server: DevServer, codec_port: int, order_id: str, name: str, *inputs: str) -> None:
+def signal(
+    server: DevServer, codec_port: int | None, order_id: str, name: str, *inputs: str
+) -> None:
     sent = temporal(
         server, codec_port, "workflow", "signal", "-w", order_id, "--name", name, *inputs
     )
@@ -329,6 +334,17 @@ def test_malformed_messages_are_ignored_or_refused_and_the_order_carries_on(
     assert approved.returncode == 0, approved
     assert "approved (checked by hand)" in status_when(env, order_id, "delivered")
     assert failed_workflow_tasks(server, codec_port, order_id) == 0
+
+
+def test_plain_json_from_a_cli_without_the_codec_is_read_as_well(
+    server: DevServer, env: dict[str, str], worker: Worker
+) -> None:
+    """Without --codec-endpoint the CLI sends the order and the signal in clear, as JSON."""
+    order_id = new_id()
+    start(server, env, None, order_id, "-i", as_input(VALID))
+    status_when(env, order_id, "awaiting approval")
+    signal(server, None, order_id, "approve_order", "-i", '{"reason": "sent in clear"}')
+    assert "approved (sent in clear)" in status_when(env, order_id, "delivered")
 
 
 @pytest.mark.parametrize("inputs", [[], ["-i", "null"], ["-i", "{}"]], ids=["bare", "null", "{}"])
