@@ -1,8 +1,7 @@
-"""The orders' own metrics, next to the SDK's: served to Prometheus by `worker.py --metrics-port`.
+"""The orders' own metrics, beside the SDK's: served to Prometheus by worker.py --metrics-port."""
 
-The workflow records them through its metric meter, which records nothing while a workflow
-replays its history: each order counts once, however often a worker rebuilds it.
-"""
+# The workflow records them through its metric meter, which records nothing while a workflow
+# replays its history: each order counts once, however often a worker rebuilds it.
 
 from datetime import timedelta
 

@@ -1,8 +1,7 @@
-"""Locked installs: each script's lockfile is current, and scripts and tests use one set of pins.
+"""Locked installs: each script's lockfile is current, and scripts and tests use one set of pins."""
 
-A uv script runs with the exact versions in the `<script>.py.lock` next to it. If a lock is
-stale, or a script pins another version than the tests run with, these fail.
-"""
+# A uv script runs with the exact versions in the `<script>.py.lock` next to it. If a lock is
+# stale, or a script pins another version than the tests run with, these fail.
 
 import re
 import subprocess

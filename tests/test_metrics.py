@@ -1,5 +1,4 @@
-"""The orders' metrics: counted once per order, even when a worker replays it at every step, and
-served with the SDK's own at ./worker.py --metrics-port."""
+"""The orders' metrics: once per order though every step replays, served by worker.py."""
 
 import re
 import time
