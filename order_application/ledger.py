@@ -6,6 +6,8 @@
 """Prints what the simulated services really did, per order: the proof of exactly-once."""
 
 import argparse
+import os
+import signal
 import sys
 from collections import Counter
 from itertools import groupby
@@ -40,4 +42,8 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except BrokenPipeError:  # `| head`: the reader has what it wanted (as in cli.run).
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(128 + signal.SIGPIPE)
