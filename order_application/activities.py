@@ -8,7 +8,7 @@ from typing import Any
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from services import OutOfStockError, Services
+from services import AlreadyUndoneError, OutOfStockError, Services
 from shared import (
     CompensationResult,
     Confirmation,
@@ -36,6 +36,14 @@ PACKING_KEEPALIVE_SECONDS = 2.0
 """How often packing heartbeats while a slow unit is in hand (well inside the heartbeat timeout)."""
 
 
+def already_undone(err: AlreadyUndoneError) -> ApplicationError:
+    """Final: the services keep one charge and one reservation per order ID, and this one's is
+    undone; the order has run before (a Reset) and needs placing again, under a new ID."""
+    return ApplicationError(
+        f"{err}: place the order again", type=OrderError.ALREADY_UNDONE, non_retryable=True
+    )
+
+
 class OrderActivities:
     """Activities as methods, so the worker hands them their services (and demo switches)."""
 
@@ -61,7 +69,10 @@ class OrderActivities:
             raise ApplicationError(
                 f"card expired {expiry}", type=OrderError.CARD_EXPIRED, non_retryable=True
             )
-        transaction_id = await self._services.charge(request.order_id, request.amount_cents)
+        try:
+            transaction_id = await self._services.charge(request.order_id, request.amount_cents)
+        except AlreadyUndoneError as err:
+            raise already_undone(err) from err
         activity.logger.info(
             "Charged %s for order %s: %s",
             format_cents(request.amount_cents),
@@ -83,6 +94,8 @@ class OrderActivities:
             raise ApplicationError(
                 str(err), type=OrderError.OUT_OF_STOCK, non_retryable=True
             ) from err
+        except AlreadyUndoneError as err:
+            raise already_undone(err) from err
         activity.logger.info(
             "Reserved inventory for order %s: %s", request.order_id, reservation_id
         )

@@ -30,6 +30,11 @@ class OutOfStockError(Exception):
     """An item cannot be reserved; retrying will not help."""
 
 
+class AlreadyUndoneError(Exception):
+    """The order's charge or reservation was undone before: a run of the order again (a Reset)
+    must not take the old one as its own, and needs a new order ID."""
+
+
 @dataclass(frozen=True)
 class Effect:
     key: str
@@ -138,6 +143,8 @@ class Services:
     # Payments.
     async def charge(self, order_id: str, amount_cents: int) -> str:
         await self._network()
+        if self.ledger.find(f"{order_id}/refund") is not None:
+            raise AlreadyUndoneError(f"the payment of order {order_id} was refunded before")
         return self.ledger.record(f"{order_id}/charge", order_id, "charge", _new_id("txn"))
 
     async def refund(self, order_id: str) -> str:
@@ -154,6 +161,8 @@ class Services:
             raise ServiceUnavailableError("inventory service is down")
         if sold_out := [item.sku for item in items if item.sku in OUT_OF_STOCK_SKUS]:
             raise OutOfStockError(f"out of stock: {', '.join(sold_out)}")
+        if self.ledger.find(f"{order_id}/release") is not None:
+            raise AlreadyUndoneError(f"the inventory of order {order_id} was released before")
         return self.ledger.record(
             f"{order_id}/reservation", order_id, "reservation", _new_id("rsv")
         )

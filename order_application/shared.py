@@ -68,6 +68,7 @@ class OrderError(StrEnum):
     APPROVAL_TIMED_OUT = "ApprovalTimedOut"
     REJECTED = "OrderRejected"
     CANCELLED = "OrderCancelled"
+    ALREADY_UNDONE = "AlreadyUndone"
 
 
 class ServiceUnavailableError(Exception):

@@ -52,11 +52,15 @@ SERVICE_CALL_TIMEOUT = timedelta(seconds=5)
 PACKING_TIMEOUT = timedelta(minutes=10)
 PACKING_HEARTBEAT_TIMEOUT = timedelta(seconds=5)
 
-# Payment retries transient errors; an expired or unreadable card never works by retrying.
+# Payment retries transient errors; a bad card, or a payment refunded before, never works again.
 PAYMENT_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1),
     maximum_interval=timedelta(seconds=10),
-    non_retryable_error_types=[OrderError.CARD_EXPIRED, OrderError.INVALID_CARD],
+    non_retryable_error_types=[
+        OrderError.CARD_EXPIRED,
+        OrderError.INVALID_CARD,
+        OrderError.ALREADY_UNDONE,
+    ],
 )
 
 # Inventory, packing, delivery and every compensation: no attempt cap and no overall deadline, so
@@ -66,7 +70,7 @@ UNTIL_IT_WORKS = RetryPolicy(
     backoff_coefficient=2.0,
     maximum_interval=timedelta(seconds=10),
     maximum_attempts=0,
-    non_retryable_error_types=[OrderError.OUT_OF_STOCK],
+    non_retryable_error_types=[OrderError.OUT_OF_STOCK, OrderError.ALREADY_UNDONE],
 )
 
 # Once delivery has started the parcel is on its way: the order can no longer be cancelled.

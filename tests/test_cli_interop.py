@@ -381,6 +381,56 @@ def test_bare_cancel_update_cancels_by_request_and_refunds(
     assert ledger(env, order_id) == f"{order_id}: 1 charge, 1 refund"
 
 
+def test_reset_of_a_delivered_order_runs_it_again_with_no_second_effect(
+    server: DevServer, env: dict[str, str], codec_port: int, worker: Worker
+) -> None:
+    """The Web UI's Reset, from the CLI: the new run repeats every step, and the services,
+    keyed by the order ID, answer with what they did the first time."""
+    order_id = waiting_order(server, env, codec_port)
+    signal(server, codec_port, order_id, "approve_order")
+    status_when(env, order_id, "delivered")
+    reset = temporal(
+        server, codec_port, "workflow", "reset", "-w", order_id,
+        "--type", "FirstWorkflowTask", "--reason", "run it again", "--yes",
+    )  # fmt: skip
+    assert reset.returncode == 0, reset
+
+    def completed_runs() -> int:
+        listed = temporal(
+            server, codec_port, "workflow", "list", "--query",
+            f"WorkflowId = '{order_id}' AND ExecutionStatus = 'Completed'", "-o", "json",
+        )  # fmt: skip
+        return len(json.loads(listed.stdout or "[]"))
+
+    deadline = time.monotonic() + OUTCOME_SECONDS
+    while completed_runs() < 2:  # The approval came after the reset point: it is sent again.
+        assert time.monotonic() < deadline, "the reset run did not complete"
+        time.sleep(0.5)
+    assert ledger(env, order_id) == f"{order_id}: 1 charge, 1 reservation, 1 shipment, 1 e-mail"
+
+
+def test_reset_of_a_refunded_order_is_refused_and_ships_nothing(
+    server: DevServer, env: dict[str, str], codec_port: int, worker: Worker
+) -> None:
+    """Reset after the approval expired and the payment was refunded: the new run cannot take
+    the refunded charge as its own, so it fails at the payment instead of shipping unpaid."""
+    order_id = new_id()
+    start(
+        server, env, codec_port, order_id, "-i", as_input(VALID | {"approval_timeout_seconds": 1})
+    )
+    assert "Order approval timed out" in status_when(env, order_id, "failed")
+    reset = temporal(
+        server, codec_port, "workflow", "reset", "-w", order_id,
+        "--type", "FirstWorkflowTask", "--reason", "approve it this time", "--yes",
+    )  # fmt: skip
+    assert reset.returncode == 0, reset
+    status = status_when(env, order_id, "refunded before")
+    assert (
+        f"Order {order_id} failed: the payment of order {order_id} was refunded before:" in status
+    )
+    assert ledger(env, order_id) == f"{order_id}: 1 charge, 1 refund"
+
+
 # --- Two approvers at once -----------------------------------------------------------------------
 
 
