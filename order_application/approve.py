@@ -75,9 +75,7 @@ async def decide(handle: OrderHandle, rejecting: bool, reason: str) -> str:
     status = await order_status(handle)
     # Without a worker there is no status to check; the decision still waits for the order.
     if status is not None and status.approval != ApprovalState.PENDING:
-        raise UserError(
-            f"order {handle.id} is not waiting for approval: approval {status.approval}"
-        )
+        raise UserError(f"order {handle.id} is not waiting for approval: {why_not(status)}")
     if rejecting:
         await handle.signal(OrderWorkflow.reject_order, args=[RejectOrder(reason)])
     else:
@@ -101,6 +99,17 @@ async def decide(handle: OrderHandle, rejecting: bool, reason: str) -> str:
         )
     verb = "Rejected" if rejecting else "Approved"
     return f"{verb} order {handle.id}" + (f": {reason}" if reason else ".")
+
+
+def why_not(status: OrderStatus) -> str:
+    """Why an order that is still running takes no decision."""
+    said = f" ({status.decision_reason})" if status.decision_reason else ""
+    return {
+        ApprovalState.APPROVED: f"it was approved{said}",
+        ApprovalState.REJECTED: f"it was rejected{said}",
+        ApprovalState.TIMED_OUT: "its approval timed out",
+        ApprovalState.NOT_REQUIRED: "it needs none, its total being under its approval threshold",
+    }.get(status.approval, str(status.approval))
 
 
 async def standing_decision(handle: OrderHandle) -> OrderStatus | None:

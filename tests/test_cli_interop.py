@@ -461,7 +461,13 @@ def test_approve_and_reject_at_once_only_the_decision_that_stands_succeeds(
     winner = next(name for name, code in codes.items() if code == 0)
     loser = next(name for name, code in codes.items() if code == 1)
     assert "Traceback" not in results[loser][1]
-    assert results[loser][1].startswith("error: order "), results[loser]
+    # Told before sending (the order had decided) or after (the other decision came first).
+    won = "approved (fine by me)" if winner == "approve" else "rejected (looks fake)"
+    assert results[loser][1] in {
+        f"error: order {order_id} is not waiting for approval: it was {won}\n",
+        f"error: order {order_id} was {won} by another decision first;"
+        f" your {'approval' if loser == 'approve' else 'rejection'} did not take effect\n",
+    }, results[loser]
     if winner == "approve":
         assert "approved (fine by me)" in status_when(env, order_id, "delivered")
     else:
