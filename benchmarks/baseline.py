@@ -14,7 +14,7 @@ from temporalio.exceptions import ApplicationError
 # values in and out (no dataclasses, which the sandbox would rebuild on every run, since they
 # would live in this module), no services, no logging. What the order adds on top (its messages,
 # services, ledger, logs, step tracking, cancellation handling) is what the benchmark measures.
-STEPS_BEFORE_APPROVAL = ("check_policy", "process_payment")
+STEPS_BEFORE_APPROVAL = ("check_policy", "process_payment", "recheck_fraud")
 STEPS_AFTER_APPROVAL = ("reserve_inventory", "deliver_order", "send_confirmation")
 
 # The same limit as the order's service calls; a no-op never comes near it.

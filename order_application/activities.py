@@ -58,6 +58,13 @@ class OrderActivities:
         return PolicyDecision(approved=not denial, reason=denial)
 
     @activity.defn
+    async def recheck_fraud(self, check: PolicyCheck) -> PolicyDecision:
+        """Asks the fraud service about the charge just made (added in release 2)."""
+        flag = await self._services.fraud_flag(check.order_id, check.customer)
+        activity.logger.info("Order %s: fraud re-check %s", check.order_id, flag or "clear")
+        return PolicyDecision(approved=not flag, reason=flag)
+
+    @activity.defn
     async def process_payment(self, request: PaymentRequest) -> Payment:
         try:
             expiry = parse_card_expiry(request.card_expiry)
@@ -179,6 +186,7 @@ class OrderActivities:
         return [
             self.check_policy,
             self.process_payment,
+            self.recheck_fraud,
             self.reserve_inventory,
             self.pack_order_items,
             self.deliver_order,

@@ -15,6 +15,7 @@ from cli import (
     EXIT_NO,
     EXIT_OK,
     QUERY_TIMEOUT,
+    OrderCannotAnswer,
     UserError,
     order_status,
     run,
@@ -72,7 +73,10 @@ async def main() -> int:
 
 async def decide(handle: OrderHandle, rejecting: bool, reason: str) -> str:
     """Sends the decision; what took effect, in one line, or a UserError when it did not."""
-    status = await order_status(handle)
+    try:
+        status = await order_status(handle)
+    except OrderCannotAnswer:  # Such as a deploy that cannot replay it: the decision waits.
+        status = None
     # Without a worker there is no status to check; the decision still waits for the order.
     if status is not None and status.approval != ApprovalState.PENDING:
         raise UserError(f"order {handle.id} is not waiting for approval: {why_not(status)}")
@@ -84,7 +88,13 @@ async def decide(handle: OrderHandle, rejecting: bool, reason: str) -> str:
 
     # Another approver may have decided first (only the first decision counts), or the wait may
     # have timed out meanwhile: ask the order which decision stands.
-    decided = await standing_decision(handle)
+    try:
+        decided = await standing_decision(handle)
+    except OrderCannotAnswer as err:
+        return (
+            f"Sent the {decision} of order {handle.id}; the order cannot answer right now"
+            f" ({err.reason}), so it acts on it once a worker can run it."
+        )
     if decided is None:
         return (
             f"Sent the {decision} of order {handle.id}; no worker answered, so the order acts on"

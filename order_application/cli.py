@@ -60,6 +60,15 @@ class UserError(Exception):
     """A problem to tell the user in one line, then exit with EXIT_NO."""
 
 
+class OrderCannotAnswer(UserError):
+    """A worker took the query but could not run the order, such as a deploy that no longer
+    replays its history; `reason` says why."""
+
+    def __init__(self, order_id: str, reason: str) -> None:
+        super().__init__(f"order {order_id} cannot answer right now: {reason}")
+        self.reason = reason
+
+
 def run(main: Callable[[], Coroutine[Any, Any, int]]) -> NoReturn:
     """Runs a script's main: its exit code, or one line on stderr instead of a traceback."""
     try:
@@ -231,9 +240,9 @@ async def order_status(handle: WorkflowHandle[Any, Any]) -> OrderStatus | None:
         # The server gives up on a query no worker picked up with one of these.
         if err.status in (RPCStatusCode.CANCELLED, RPCStatusCode.DEADLINE_EXCEEDED):
             return None
-        raise UserError(f"order {handle.id} cannot answer right now: {err.message}") from err
+        raise OrderCannotAnswer(handle.id, err.message) from err
     except WorkflowQueryFailedError as err:
-        raise UserError(f"order {handle.id} cannot answer right now: {err}") from err
+        raise OrderCannotAnswer(handle.id, str(err)) from err
 
 
 def finished(description: WorkflowExecutionDescription) -> str:

@@ -26,6 +26,13 @@ LOCAL_ADDRESS = f"{LOCAL_HOST}:{LOCAL_PORT}"
 CONNECT_TIMEOUT_SECONDS = 5.0
 # A fresh dev server is ready in a second or two; a first run may also create its database.
 DEV_SERVER_START_SECONDS = 30.0
+# Worker Deployment versions: the server checks every few seconds, not every few minutes, whether
+# an old version still has pinned orders, so `temporal worker deployment describe` shows a drain
+# as it happens. Demo settings: a production server keeps its defaults.
+DEV_SERVER_DYNAMIC_CONFIG = (
+    'matching.wv.VersionDrainageStatusRefreshInterval="5s"',
+    'matching.wv.VersionDrainageStatusVisibilityGracePeriod="5s"',
+)
 
 
 @dataclass(frozen=True)
@@ -138,6 +145,7 @@ def _start_dev_server(codec_endpoint: str | None) -> int:
                 "--log-level",
                 "warn",
                 *(["--ui-codec-endpoint", codec_endpoint] if codec_endpoint else []),
+                *(f"--dynamic-config-value={value}" for value in DEV_SERVER_DYNAMIC_CONFIG),
             ],
             stdin=subprocess.DEVNULL,
             stdout=log,

@@ -20,6 +20,8 @@ DEFAULT_PACK_DELAY = 2.0
 """Seconds to pack one unit unless ORDER_PACK_DELAY says otherwise: slow enough to kill a worker."""
 
 BLOCKED_CUSTOMERS = frozenset({"blocked-customer"})
+# Customers whose cards the fraud service flags once charged (release 2's fraud re-check).
+FLAGGED_CUSTOMERS = frozenset({"flagged-customer"})
 ORDER_LIMIT_CENTS = 1_000_000
 """The fraud check denies any order over $10,000.00."""
 
@@ -138,6 +140,13 @@ class Services:
             return f"customer {customer} is blocked"
         if total_cents > ORDER_LIMIT_CENTS:
             return "order total is over the $10,000.00 limit"
+        return ""
+
+    async def fraud_flag(self, order_id: str, customer: str) -> str:
+        """Returns why the fraud service flags the order's charge, or "" when it does not."""
+        await self._network()
+        if customer in FLAGGED_CUSTOMERS:
+            return f"the charge of order {order_id} was flagged as fraud"
         return ""
 
     # Payments.

@@ -39,6 +39,7 @@ class OrderStep(StrEnum):
     RECEIVED = "received"
     CHECKING_POLICY = "checking policy"
     CHARGING_PAYMENT = "charging payment"
+    RECHECKING_FRAUD = "re-checking fraud"
     AWAITING_APPROVAL = "awaiting approval"
     RESERVING_INVENTORY = "reserving inventory"
     PACKING = "packing"

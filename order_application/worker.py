@@ -12,9 +12,10 @@ import signal
 from datetime import timedelta
 
 from temporalio import activity, workflow
+from temporalio.common import VersioningBehavior, WorkerDeploymentVersion
 from temporalio.exceptions import ApplicationError
 from temporalio.runtime import Runtime
-from temporalio.worker import Worker
+from temporalio.worker import Worker, WorkerDeploymentConfig
 
 from activities import OrderActivities
 from boundary import OneArgumentPerMessage
@@ -24,9 +25,9 @@ from codec import EncryptionCodec
 from codec_server import DEFAULT_PORT, CodecServer, ui_origins
 from connection import Settings, connect_or_start_dev_server, load_settings, web_ui
 from metrics import prometheus_runtime
+from releases import CURRENT_RELEASE, RELEASES
 from services import Services
 from shared import ServiceUnavailableError
-from workflow import OrderWorkflow
 
 # Orders kept in memory between their steps (about 145 KB each, measured); an order pushed out of
 # the cache is rebuilt by replaying its history when it next moves. 1,000 keeps a worker with
@@ -97,11 +98,26 @@ def parse_args() -> argparse.Namespace:
         action="store_true",
         help="every inventory call from this worker fails until it restarts without the flag",
     )
-    parser.add_argument(
+    deploy = parser.add_mutually_exclusive_group()
+    deploy.add_argument(
+        "--release",
+        choices=RELEASES,
+        default=CURRENT_RELEASE,
+        help="the release of OrderWorkflow to run: 1 (before the fraud re-check), 2 (with it,"
+        " patched: the default) or 2-unpatched (with it, unpatched)",
+    )
+    deploy.add_argument(
         "--workflow-bug",
         action="store_true",
         help="run a deploy of OrderWorkflow with a bug after the approval",
     )
+    parser.add_argument(
+        "--deployment",
+        metavar="NAME",
+        help="poll as a version of this Worker Deployment (with --build-id): each order is"
+        " pinned to the version it started on",
+    )
+    parser.add_argument("--build-id", metavar="ID", help="this worker's build, with --deployment")
     parser.add_argument(
         "--codec-port",
         metavar="PORT",
@@ -120,7 +136,10 @@ def parse_args() -> argparse.Namespace:
     role = parser.add_mutually_exclusive_group()
     role.add_argument("--workflows-only", action="store_true", help="run no activities")
     role.add_argument("--activities-only", action="store_true", help="run no workflows")
-    return parser.parse_args()
+    args = parser.parse_args()
+    if (args.deployment is None) != (args.build_id is None):
+        parser.error("--deployment and --build-id go together")
+    return args
 
 
 def start_codec_server(settings: Settings, port: int) -> CodecServer | None:
@@ -159,6 +178,20 @@ def start_metrics(address: str) -> Runtime:
     return runtime
 
 
+def deployment_config(name: str | None, build_id: str | None) -> WorkerDeploymentConfig | None:
+    """Versioned polling for `--deployment NAME --build-id ID`; None polls unversioned."""
+    if name is None or build_id is None:
+        return None
+    # Every order is pinned: it finishes on the build it started on, whatever is current since.
+    # The worker says so, not the workflow's definition: the server refuses a workflow that
+    # declares a behaviour from a worker that polls unversioned, as the quick start's does.
+    return WorkerDeploymentConfig(
+        version=WorkerDeploymentVersion(deployment_name=name, build_id=build_id),
+        use_worker_versioning=True,
+        default_versioning_behavior=VersioningBehavior.PINNED,
+    )
+
+
 async def main() -> int:
     args = parse_args()
     configure_logging()
@@ -169,7 +202,7 @@ async def main() -> int:
         settings, codec_server.endpoint if codec_server else None, runtime
     )
 
-    order_workflow = BuggyOrderWorkflow if args.workflow_bug else OrderWorkflow
+    order_workflow = BuggyOrderWorkflow if args.workflow_bug else RELEASES[args.release]
     services = Services.from_environment(inventory_down=args.inventory_down)
     worker = Worker(
         client,
@@ -179,6 +212,7 @@ async def main() -> int:
         graceful_shutdown_timeout=timedelta(seconds=SHUTDOWN_GRACE_SECONDS),
         max_cached_workflows=MAX_CACHED_ORDERS,
         interceptors=[OneArgumentPerMessage()],
+        deployment_config=deployment_config(args.deployment, args.build_id),
     )
 
     stop = asyncio.Event()
@@ -197,6 +231,8 @@ async def main() -> int:
         for switch, on in (
             ("INVENTORY DOWN", args.inventory_down),
             ("WORKFLOW BUG", args.workflow_bug),
+            (f"RELEASE {args.release}", args.release != CURRENT_RELEASE),
+            (f"DEPLOYMENT {args.deployment} BUILD {args.build_id}", args.deployment is not None),
         )
         if on
     )

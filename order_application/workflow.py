@@ -34,6 +34,7 @@ with workflow.unsafe.imports_passed_through():
         Payment,
         PaymentRequest,
         PolicyCheck,
+        PolicyDecision,
         RefundRequest,
         RejectOrder,
         ReleaseRequest,
@@ -82,6 +83,9 @@ _TOO_LATE_TO_CANCEL = {
     OrderStep.FAILED,
 }
 
+# The patch ID of release 2's fraud re-check: recorded in the history of every order that takes it.
+FRAUD_RECHECK = "fraud-recheck"
+
 R = TypeVar("R")
 M = TypeVar("M")
 
@@ -110,6 +114,8 @@ class OrderWorkflow:
         try:
             await self._check_policy(order)
             payment = await self._charge_payment(order)
+            if self._has_fraud_recheck():
+                await self._recheck_fraud(order)
             await self._wait_for_approval(order)
             reservation = await self._reserve_inventory(order)
             packing = await self._pack_items(order) if order.pack else None
@@ -236,12 +242,7 @@ class OrderWorkflow:
         decision = await self._step_activity(
             OrderStep.CHECKING_POLICY, OrderActivities.check_policy, check, UNTIL_IT_WORKS
         )
-        if not decision.approved:
-            raise ApplicationError(
-                f"Order denied: {decision.reason}",
-                type=OrderError.POLICY_DENIED,
-                non_retryable=True,
-            )
+        _raise_if_denied(decision)
 
     async def _charge_payment(self, order: Order) -> Payment:
         # The refund goes on the list first: a charge that timed out may still have gone through,
@@ -253,6 +254,19 @@ class OrderWorkflow:
         return await self._step_activity(
             OrderStep.CHARGING_PAYMENT, OrderActivities.process_payment, request, PAYMENT_RETRY
         )
+
+    def _has_fraud_recheck(self) -> bool:
+        """Release 2 added the fraud re-check. `patched` is True for an order that reaches this
+        point on release 2, and False when a worker replays an order that passed it on release 1:
+        such an order keeps the steps it already took, and its history still replays."""
+        return workflow.patched(FRAUD_RECHECK)
+
+    async def _recheck_fraud(self, order: Order) -> None:
+        check = PolicyCheck(self._order_id, order.customer, order.total_cents)
+        decision = await self._step_activity(
+            OrderStep.RECHECKING_FRAUD, OrderActivities.recheck_fraud, check, UNTIL_IT_WORKS
+        )
+        _raise_if_denied(decision)
 
     async def _wait_for_approval(self, order: Order) -> None:
         if not self._approval_required:
@@ -421,4 +435,11 @@ class OrderWorkflow:
             OrderFailure(step=self._failed_step, compensations=self._compensations),
             type=cause.type if isinstance(cause, ApplicationError) else None,
             non_retryable=True,
+        )
+
+
+def _raise_if_denied(decision: PolicyDecision) -> None:
+    if not decision.approved:
+        raise ApplicationError(
+            f"Order denied: {decision.reason}", type=OrderError.POLICY_DENIED, non_retryable=True
         )

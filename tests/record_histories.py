@@ -27,6 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "order_application"
 from test_workflow import NO_APPROVAL, ORDER, order_worker
 
 from buggy_workflow import BuggyOrderWorkflow
+from releases import OrderWorkflowRelease1
 from services import Ledger, Services
 from shared import (
     CATALOG,
@@ -106,17 +107,21 @@ def placed(
     *,
     once: Callable[[OrderHandle], Awaitable[None]] | None = None,
     then: Callable[[OrderHandle], Awaitable[Any]] | None = None,
+    release: type = OrderWorkflow,
+    to_the_end: bool = True,
 ) -> Scenario:
-    """Places `order`; once `once` holds, does `then` to it; returns when the order has ended."""
+    """Places `order` on `release`; once `once` holds, does `then` to it; returns when the order
+    has ended, or right away for an order recorded in flight (`to_the_end` false)."""
 
     async def scenario(recorder: Recorder, name: str) -> OrderHandle:
-        async with recorder.worker(name):
+        async with recorder.worker(name, release):
             handle = await recorder.place(name, order)
             if once is not None:
                 await once(handle)
             if then is not None:
                 await then(handle)
-            await ended(handle)
+            if to_the_end:
+                await ended(handle)
         return handle
 
     return scenario
@@ -158,16 +163,15 @@ async def invalid_order(recorder: Recorder, name: str) -> OrderHandle:
     return handle
 
 
+def approved(handle: OrderHandle) -> Awaitable[None]:
+    return handle.signal(OrderWorkflow.approve_order, args=[ApproveOrder("regular customer")])
+
+
 # Each history's file name, and whether the scenario needs time skipped (a timer or backoffs).
 SCENARIOS: dict[str, tuple[bool, Scenario]] = {
     "happy_path": (
         False,
-        placed(
-            once=awaiting_approval,
-            then=lambda h: h.signal(
-                OrderWorkflow.approve_order, args=[ApproveOrder("regular customer")]
-            ),
-        ),
+        placed(once=awaiting_approval, then=approved),
     ),
     "approval_timed_out": (True, placed()),
     "card_expired": (False, placed(replace(ORDER, card_expiry="12/23"))),
@@ -222,6 +226,18 @@ SCENARIOS: dict[str, tuple[bool, Scenario]] = {
     "workflow_bug_fixed": (False, workflow_bug_fixed),
     "malformed_messages": (False, placed(once=awaiting_approval, then=malformed_messages)),
     "invalid_order": (False, invalid_order),
+    # Release 2 added the fraud re-check, behind workflow.patched: its own histories, and two of
+    # release 1 (the histories above are release 1's too) that it must go on replaying.
+    "fraud_recheck": (False, placed(once=awaiting_approval, then=approved)),
+    "fraud_flagged": (False, placed(replace(ORDER, customer="flagged-customer"))),
+    "release1_awaiting_approval": (
+        False,
+        placed(once=awaiting_approval, release=OrderWorkflowRelease1, to_the_end=False),
+    ),
+    "release1_delivered": (
+        False,
+        placed(once=awaiting_approval, then=approved, release=OrderWorkflowRelease1),
+    ),
 }
 
 

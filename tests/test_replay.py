@@ -13,6 +13,7 @@ from temporalio.common import RawValue
 from temporalio.worker import Replayer
 
 from boundary import NOTHING_SENT, OneArgumentPerMessage
+from releases import OrderWorkflowRelease1, OrderWorkflowUnpatched
 from shared import OrderResult
 from workflow import OrderWorkflow
 
@@ -34,7 +35,12 @@ SCENARIOS = [
     "workflow_bug_fixed",
     "malformed_messages",
     "invalid_order",
+    "fraud_recheck",
+    "fraud_flagged",
+    "release1_awaiting_approval",
+    "release1_delivered",
 ]
+"""Every history but the fraud_* ones was recorded on release 1, before the fraud re-check."""
 
 
 def recorded(scenario: str) -> WorkflowHistory:
@@ -68,3 +74,19 @@ async def test_replay_fails_for_a_nondeterministic_change() -> None:
     replayer = Replayer(workflows=[OrderWorkflowWithNewFirstStep])
     with pytest.raises(workflow.NondeterminismError):
         await replayer.replay_workflow(recorded("happy_path"))
+
+
+@pytest.mark.parametrize("scenario", ["release1_awaiting_approval", "release1_delivered"])
+async def test_release_2_without_its_patch_cannot_replay_release_1_orders(scenario: str) -> None:
+    """What workflow.patched prevents: the re-check scheduled where release 1 had the timer."""
+    replayer = Replayer(workflows=[OrderWorkflowUnpatched], interceptors=[OneArgumentPerMessage()])
+    with pytest.raises(workflow.NondeterminismError, match="TimerStarted"):
+        await replayer.replay_workflow(recorded(scenario))
+
+
+@pytest.mark.parametrize("scenario", ["fraud_recheck", "fraud_flagged"])
+async def test_release_1_cannot_replay_release_2_orders(scenario: str) -> None:
+    """Why a rollback needs care too: release 1 knows nothing of the re-check it would meet."""
+    replayer = Replayer(workflows=[OrderWorkflowRelease1], interceptors=[OneArgumentPerMessage()])
+    with pytest.raises(workflow.NondeterminismError):
+        await replayer.replay_workflow(recorded(scenario))
