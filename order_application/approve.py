@@ -73,11 +73,13 @@ async def main() -> int:
 
 async def decide(handle: OrderHandle, rejecting: bool, reason: str) -> str:
     """Sends the decision; what took effect, in one line, or a UserError when it did not."""
+    # No status without a worker, or from a deploy that cannot replay the order: the decision
+    # is sent all the same, and waits for a worker that can run it.
+    unanswered: OrderCannotAnswer | None = None
     try:
         status = await order_status(handle)
-    except OrderCannotAnswer:  # Such as a deploy that cannot replay it: the decision waits.
-        status = None
-    # Without a worker there is no status to check; the decision still waits for the order.
+    except OrderCannotAnswer as err:
+        status, unanswered = None, err
     if status is not None and status.approval != ApprovalState.PENDING:
         raise UserError(f"order {handle.id} is not waiting for approval: {why_not(status)}")
     if rejecting:
@@ -91,15 +93,15 @@ async def decide(handle: OrderHandle, rejecting: bool, reason: str) -> str:
     try:
         decided = await standing_decision(handle)
     except OrderCannotAnswer as err:
-        return (
-            f"Sent the {decision} of order {handle.id}; the order cannot answer right now"
-            f" ({err.reason}), so it acts on it once a worker can run it."
-        )
+        decided, unanswered = None, err
     if decided is None:
-        return (
-            f"Sent the {decision} of order {handle.id}; no worker answered, so the order acts on"
-            " it once one runs."
+        waits_for = (
+            f"the order cannot answer right now ({unanswered.reason}), so it acts on it once a"
+            " worker can run it"
+            if unanswered
+            else "no worker answered, so the order acts on it once one runs"
         )
+        return f"Sent the {decision} of order {handle.id}; {waits_for}."
     wanted = ApprovalState.REJECTED if rejecting else ApprovalState.APPROVED
     if decided.approval != wanted or decided.decision_reason != reason:
         said = f" ({decided.decision_reason})" if decided.decision_reason else ""

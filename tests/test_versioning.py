@@ -107,7 +107,10 @@ def test_release_2_takes_over_release_1_orders_through_its_patch(
     with running_worker(env, log, "--release", "2-unpatched", *NO_CODEC) as unpatched:
         approved = run_script("approve.py", waiting, env=env)
         assert approved.returncode == 0, approved
-        assert approved.stdout.startswith(f"Sent the approval of order {waiting}; "), approved
+        assert approved.stdout.startswith(
+            f"Sent the approval of order {waiting}; the order cannot answer right now"
+            " ([TMPRL1100] Nondeterminism error: "
+        ), approved
 
         def failed_as_nondeterministic() -> bool:
             return any(
