@@ -21,10 +21,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "order_application"
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from temporalio.client import Client
+from temporalio.converter import DataConverter
 from temporalio.worker import Worker
 
 from activities import OrderActivities
 from benchmarks.baseline import BaselineWorkflow, no_op
+from boundary import OneArgumentPerMessage
+from codec import data_converter
 from services import Ledger, Services
 from worker import MAX_CACHED_ORDERS, configure_logging
 from workflow import OrderWorkflow
@@ -61,7 +64,12 @@ async def main() -> None:
     # Log as order_application/worker.py does, so the sample's log lines cost what they cost
     # there (the benchmark sends stderr to a file).
     configure_logging()
-    client = await Client.connect(args.address, namespace=args.namespace)
+    # The project's worker as worker.py runs it: every payload encrypted, with the key file in
+    # the benchmark's folder (the ledger's), and messages read as any client may send them.
+    converter = data_converter(args.ledger.parent) if args.kind == PROJECT else None
+    client = await Client.connect(
+        args.address, namespace=args.namespace, data_converter=converter or DataConverter.default
+    )
     with contextlib.ExitStack() as stack:
         workflows: list[type]
         activities: list[Callable[..., Any]]
@@ -79,6 +87,7 @@ async def main() -> None:
             workflows=workflows,
             activities=activities,
             max_cached_workflows=MAX_CACHED_ORDERS,
+            interceptors=[OneArgumentPerMessage()] if args.kind == PROJECT else [],
         )
         stop = asyncio.Event()
         stop_on_stdin_eof(stop)

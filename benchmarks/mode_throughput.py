@@ -36,20 +36,21 @@ async def single_order_latencies(run: Run, count: int) -> dict[str, list[float]]
     latencies: dict[str, list[float]] = {PROJECT: [], BASELINE: []}
     async with contextlib.AsyncExitStack() as stack:
         server = await stack.enter_async_context(server_for_phase(run))
-        client = server.client
         pools = {
             kind: await stack.enter_async_context(workers(kind, 1, queue, server, run))
             for kind, queue in queues.items()
         }
         # Unmeasured: the sandbox's first import of each workflow.
         for kind, queue in queues.items():
-            await pools[kind].guard(run_order(client, kind, f"{queue}-warm-up", queue))
+            await pools[kind].guard(
+                run_order(server.client_for(kind), kind, f"{queue}-warm-up", queue)
+            )
         with progress_bar("one order at a time, in turns", 2 * count) as advance:
             for index in range(count):
                 for kind in (PROJECT, BASELINE) if index % 2 == 0 else (BASELINE, PROJECT):
                     queue = queues[kind]
                     latency = await pools[kind].guard(
-                        run_order(client, kind, f"{queue}-{index}", queue)
+                        run_order(server.client_for(kind), kind, f"{queue}-{index}", queue)
                     )
                     if latency is None:
                         raise BenchmarkError(

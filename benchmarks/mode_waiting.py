@@ -25,7 +25,7 @@ async def waiting_side(kind: str, args: argparse.Namespace, run: Run) -> dict[st
         server_for_phase(run) as server,
         workers(kind, 1, task_queue, server, run) as pool,
     ):
-        client = server.client
+        client = server.client_for(kind)
         worker = pool.processes[0]
         server_process = server.processes.get("server")
         began = time.perf_counter()

@@ -59,7 +59,7 @@ async def run_phase(
             with progress_bar(f"{label}: warm-up", warm_up) as advance:
                 await pool.guard(
                     run_batch(
-                        server.client,
+                        server.client_for(kind),
                         kind,
                         task_queue,
                         warm_up,
@@ -74,7 +74,15 @@ async def run_phase(
         with progress_bar(label, orders) as advance:
             clock.start()
             batch = await pool.guard(
-                run_batch(server.client, kind, task_queue, orders, in_flight, task_queue, advance)
+                run_batch(
+                    server.client_for(kind),
+                    kind,
+                    task_queue,
+                    orders,
+                    in_flight,
+                    task_queue,
+                    advance,
+                )
             )
             cpu = clock.stop()
         if not batch.completed:

@@ -18,6 +18,9 @@ import psutil  # type: ignore[import-untyped]
 from processes import TEMPORAL_CLI, DevServer
 from temporalio.client import Client
 
+from benchmarks.bench_worker import PROJECT
+from codec import data_converter
+
 WORKER_SCRIPT = Path(__file__).resolve().parent / "bench_worker.py"
 
 # The history service moves each new workflow task to matching through its transfer queue,
@@ -52,6 +55,8 @@ class Run:
     address: str | None
     """The server TEMPORAL_ADDRESS names; None for a dev server of the benchmark's own per phase."""
     namespace: str
+    bytecode_cache: bool = True
+    """False: workers run with PYTHONDONTWRITEBYTECODE=1, as many container images set."""
 
 
 @dataclass
@@ -63,6 +68,17 @@ class Server:
     client: Client
     processes: dict[str, psutil.Process]
     """The load generator, and the dev server when the benchmark started it."""
+    project_client: Client
+    """`client` with the project's encrypting converter, whose key its workers share."""
+
+    def client_for(self, kind: str) -> Client:
+        return self.project_client if kind == PROJECT else self.client
+
+
+def with_project_converter(client: Client, workdir: Path) -> Client:
+    config = client.config()
+    config["data_converter"] = data_converter(workdir)
+    return Client(**config)
 
 
 async def connect_to_dev_server(server: DevServer, namespace: str, log: Path) -> Client:
@@ -95,7 +111,13 @@ async def server_for_phase(run: Run) -> AsyncIterator[Server]:
             client = await Client.connect(run.address, namespace=namespace)
         except RuntimeError as err:
             raise BenchmarkError(f"cannot reach Temporal at {run.address}: {err}") from err
-        yield Server(run.address, namespace, client, {"load_generator": load_generator})
+        yield Server(
+            run.address,
+            namespace,
+            client,
+            {"load_generator": load_generator},
+            with_project_converter(client, run.workdir),
+        )
         return
     log = run.workdir / "temporal.log"
     dev_server = DevServer(log=log, log_level="warn", options=DEV_SERVER_OPTIONS)
@@ -109,7 +131,13 @@ async def server_for_phase(run: Run) -> AsyncIterator[Server]:
             "load_generator": load_generator,
             "server": psutil.Process(dev_server.process.pid),
         }
-        yield Server(dev_server.address, namespace, client, processes)
+        yield Server(
+            dev_server.address,
+            namespace,
+            client,
+            processes,
+            with_project_converter(client, run.workdir),
+        )
     finally:
         dev_server.stop()
 
@@ -146,23 +174,27 @@ class Workers:
         )
 
 
-def worker_environment(workdir: Path) -> dict[str, str]:
-    """This environment, with Python's bytecode cache on (kept in `workdir`, not the repository).
+def worker_environment(workdir: Path, bytecode_cache: bool) -> dict[str, str]:
+    """This environment, with Python's bytecode cache on (kept in `workdir`, not the repository)
+    or off (PYTHONDONTWRITEBYTECODE=1, as some machines and containers set).
 
-    The sandbox imports a workflow's module afresh for every workflow run. Without a bytecode
-    cache (PYTHONDONTWRITEBYTECODE=1, as some machines and containers set) that means compiling
-    the source every time, and the benchmark would measure the compiler.
+    The sandbox imports a workflow's module afresh for every workflow run: without a bytecode
+    cache, unless the module is passed through, that means compiling its source every time.
     """
     environment = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
-    environment["PYTHONPYCACHEPREFIX"] = str(workdir / "pycache")
+    if bytecode_cache:
+        environment["PYTHONPYCACHEPREFIX"] = str(workdir / "pycache")
+    else:
+        environment["PYTHONDONTWRITEBYTECODE"] = "1"
     return environment
 
 
 @contextlib.asynccontextmanager
 async def worker_process(
-    kind: str, task_queue: str, name: str, server: Server, workdir: Path
+    kind: str, task_queue: str, name: str, server: Server, run: Run
 ) -> AsyncIterator[WorkerProcess]:
     """A fresh worker process polling `task_queue`, logging to NAME.log; stopped on the way out."""
+    workdir = run.workdir
     log = workdir / f"{name}.log"
     # Opening a local file takes microseconds: no need to hand it to a thread.
     with open(log, "wb") as stderr:  # noqa: ASYNC230
@@ -176,7 +208,7 @@ async def worker_process(
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
             stderr=stderr,
-            env=worker_environment(workdir),
+            env=worker_environment(workdir, run.bytecode_cache),
         )
     assert child.stdin is not None
     assert child.stdout is not None
@@ -208,7 +240,7 @@ async def workers(
     async with contextlib.AsyncExitStack() as stack:
         members = [
             await stack.enter_async_context(
-                worker_process(kind, task_queue, f"{task_queue}-{index}", server, run.workdir)
+                worker_process(kind, task_queue, f"{task_queue}-{index}", server, run)
             )
             for index in range(1, count + 1)
         ]

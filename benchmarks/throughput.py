@@ -110,6 +110,11 @@ def parse_args() -> argparse.Namespace:
         " latency of throughput mode (default %(default)s)",
     )
     parser.add_argument(
+        "--no-bytecode-cache",
+        action="store_true",
+        help="run the workers with PYTHONDONTWRITEBYTECODE=1, as many container images do",
+    )
+    parser.add_argument(
         "--output",
         type=Path,
         help="JSON result file, the charts next to it (default benchmarks/results/<mode>-<time>)",
@@ -136,6 +141,7 @@ async def benchmark(args: argparse.Namespace, address: str | None) -> dict[str, 
             workdir=Path(tmp),
             address=address,
             namespace=os.environ.get("TEMPORAL_NAMESPACE", "default"),
+            bytecode_cache=not args.no_bytecode_cache,
         )
         return await MODES[args.mode](args, run)
 
