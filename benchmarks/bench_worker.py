@@ -29,7 +29,7 @@ from benchmarks.baseline import BaselineWorkflow, no_op
 from boundary import OneArgumentPerMessage
 from codec import data_converter
 from services import Ledger, Services
-from worker import MAX_CACHED_ORDERS, configure_logging
+from worker import MAX_CACHED_ORDERS, WORKFLOW_RUNNER, configure_logging
 from workflow import OrderWorkflow
 
 PROJECT, BASELINE = "project", "baseline"
@@ -88,6 +88,7 @@ async def main() -> None:
             activities=activities,
             max_cached_workflows=MAX_CACHED_ORDERS,
             interceptors=[OneArgumentPerMessage()] if args.kind == PROJECT else [],
+            workflow_runner=WORKFLOW_RUNNER,
         )
         stop = asyncio.Event()
         stop_on_stdin_eof(stop)

@@ -179,6 +179,7 @@ def waiting_table(report: dict[str, Any]) -> str:
         ("server RSS, all waiting (MB)", "server_rss_all_waiting_mb"),
         ("server peak RSS, whole run (MB)", "server_peak_rss_mb"),
         ("placing until all wait (s)", "seconds_to_all_waiting"),
+        ("approving all (s)", "seconds_to_approve_all"),
         ("approval to all completed (s)", "seconds_from_approval_to_all_completed"),
     ]
     check = report["targets"][0]

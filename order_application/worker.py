@@ -16,6 +16,7 @@ from temporalio.common import VersioningBehavior, WorkerDeploymentVersion
 from temporalio.exceptions import ApplicationError
 from temporalio.runtime import Runtime
 from temporalio.worker import Worker, WorkerDeploymentConfig
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from activities import OrderActivities
 from boundary import OneArgumentPerMessage
@@ -33,6 +34,26 @@ from shared import ServiceUnavailableError
 # the cache is rebuilt by replaying its history when it next moves. 1,000 keeps a worker with
 # 2,000 orders awaiting approval near 210 MB; raise it if memory is plentiful.
 MAX_CACHED_ORDERS = 1_000
+
+# The sample's own modules keep no state between orders, so the sandbox shares them instead of
+# importing them afresh for every order, which costs worker CPU, most of all where no bytecode
+# cache can be written (PYTHONDONTWRITEBYTECODE=1; measured in benchmarks/README.md). The price:
+# the sandbox no longer catches a nondeterministic call (datetime.now(), random) made in these
+# modules' own code. The replay tests, which run the workflow in the full sandbox, still do.
+WORKFLOW_RUNNER = SandboxedWorkflowRunner(
+    restrictions=SandboxRestrictions.default.with_passthrough_modules(
+        "workflow",
+        "releases",
+        "buggy_workflow",
+        "shared",
+        "boundary",
+        "metrics",
+        "activities",
+        "services",
+        "codec",
+        "cli",
+    )
+)
 
 # Failures the order is built to meet: retried (a service down) or final (a declined card, an item
 # out of stock). Their tracebacks would only bury the story in the worker's terminal.
@@ -212,6 +233,7 @@ async def main() -> int:
         graceful_shutdown_timeout=timedelta(seconds=SHUTDOWN_GRACE_SECONDS),
         max_cached_workflows=MAX_CACHED_ORDERS,
         interceptors=[OneArgumentPerMessage()],
+        workflow_runner=WORKFLOW_RUNNER,
         deployment_config=deployment_config(args.deployment, args.build_id),
     )
 

@@ -42,6 +42,7 @@ from shared import (
     OrderStep,
     RejectOrder,
 )
+from worker import WORKFLOW_RUNNER
 from workflow import OrderWorkflow
 
 ORDER = Order(
@@ -83,6 +84,7 @@ def order_worker(
         workflows=[workflow],
         activities=OrderActivities(services).all(),
         interceptors=[OneArgumentPerMessage()],
+        workflow_runner=WORKFLOW_RUNNER,
     )
 
 
