@@ -238,11 +238,7 @@ class OrderWorkflow:
     # --- Steps, in the order they run ----------------------------------------------------------
 
     async def _check_policy(self, order: Order) -> None:
-        check = PolicyCheck(self._order_id, order.customer, order.total_cents)
-        decision = await self._step_activity(
-            OrderStep.CHECKING_POLICY, OrderActivities.check_policy, check, UNTIL_IT_WORKS
-        )
-        _raise_if_denied(decision)
+        await self._screen(order, OrderStep.CHECKING_POLICY, OrderActivities.check_policy)
 
     async def _charge_payment(self, order: Order) -> Payment:
         # The refund goes on the list first: a charge that timed out may still have gone through,
@@ -262,11 +258,23 @@ class OrderWorkflow:
         return workflow.patched(FRAUD_RECHECK)
 
     async def _recheck_fraud(self, order: Order) -> None:
-        check = PolicyCheck(self._order_id, order.customer, order.total_cents)
-        decision = await self._step_activity(
-            OrderStep.RECHECKING_FRAUD, OrderActivities.recheck_fraud, check, UNTIL_IT_WORKS
-        )
-        _raise_if_denied(decision)
+        await self._screen(order, OrderStep.RECHECKING_FRAUD, OrderActivities.recheck_fraud)
+
+    async def _screen(
+        self,
+        order: Order,
+        step: OrderStep,
+        check: Callable[[OrderActivities, PolicyCheck], Awaitable[PolicyDecision]],
+    ) -> None:
+        """A policy or fraud check: a denial ends the order (and undoes what it did)."""
+        request = PolicyCheck(self._order_id, order.customer, order.total_cents)
+        decision = await self._step_activity(step, check, request, UNTIL_IT_WORKS)
+        if not decision.approved:
+            raise ApplicationError(
+                f"Order denied: {decision.reason}",
+                type=OrderError.POLICY_DENIED,
+                non_retryable=True,
+            )
 
     async def _wait_for_approval(self, order: Order) -> None:
         if not self._approval_required:
@@ -435,11 +443,4 @@ class OrderWorkflow:
             OrderFailure(step=self._failed_step, compensations=self._compensations),
             type=cause.type if isinstance(cause, ApplicationError) else None,
             non_retryable=True,
-        )
-
-
-def _raise_if_denied(decision: PolicyDecision) -> None:
-    if not decision.approved:
-        raise ApplicationError(
-            f"Order denied: {decision.reason}", type=OrderError.POLICY_DENIED, non_retryable=True
         )

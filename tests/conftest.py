@@ -1,4 +1,4 @@
-"""Fixtures for the workflow tests: one test server and one dev server for the whole session."""
+"""Fixtures: one test server and one dev server for the session, and a dev server per module."""
 
 import sys
 import uuid
@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
+from processes import DevServer
 from temporalio.testing import WorkflowEnvironment
 
 from services import Ledger, Services
@@ -34,6 +35,16 @@ async def dev_server_env() -> AsyncIterator[WorkflowEnvironment]:
         dev_server_existing_path=str(path), dev_server_log_level="error"
     ) as env:
         yield env
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[DevServer]:
+    """A dev server of the test module's own, on a free port, for its end-to-end tests: the real
+    scripts and the official CLI run against it. A module may define its own instead."""
+    dev_server = DevServer()
+    dev_server.start()
+    yield dev_server
+    dev_server.stop()
 
 
 @pytest.fixture

@@ -41,14 +41,6 @@ OUTCOME_SECONDS = 60
 
 
 @pytest.fixture(scope="module")
-def server() -> Iterator[DevServer]:
-    dev_server = DevServer()
-    dev_server.start()
-    yield dev_server
-    dev_server.stop()
-
-
-@pytest.fixture(scope="module")
 def env(server: DevServer, tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     return script_env(
         server, tmp_path_factory.mktemp("data"), ORDER_TASK_QUEUE=f"cli-{uuid.uuid4().hex[:6]}"
@@ -463,7 +455,10 @@ def test_approve_and_reject_at_once_only_the_decision_that_stands_succeeds(
     assert "Traceback" not in results[loser][1]
     # Told before sending (the order had decided) or after (the other decision came first).
     won = "approved (fine by me)" if winner == "approve" else "rejected (looks fake)"
+    ended = "completed" if winner == "approve" else "failed"
     assert results[loser][1] in {
+        # Or later still, once the winner's decision had run the order to its end.
+        f"error: order {order_id} has already {ended}\n",
         f"error: order {order_id} is not waiting for approval: it was {won}\n",
         f"error: order {order_id} was {won} by another decision first;"
         f" your {'approval' if loser == 'approve' else 'rejection'} did not take effect\n",

@@ -5,7 +5,6 @@ import time
 import urllib.request
 import uuid
 from collections import Counter
-from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -76,14 +75,6 @@ async def test_each_order_counts_once_though_every_step_replays_its_history(
 
 
 # --- End to end: what Prometheus scrapes from ./worker.py --metrics-port ----------------------
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[DevServer]:
-    dev_server = DevServer()
-    dev_server.start()
-    yield dev_server
-    dev_server.stop()
 
 
 @pytest.fixture

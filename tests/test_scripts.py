@@ -27,14 +27,6 @@ pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture(scope="module")
-def server() -> Iterator[DevServer]:
-    dev_server = DevServer()
-    dev_server.start()
-    yield dev_server
-    dev_server.stop()
-
-
-@pytest.fixture(scope="module")
 def env(server: DevServer, tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     # A task queue of its own, so the bug test's workers never take these tests' orders.
     return script_env(
