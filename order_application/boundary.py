@@ -19,6 +19,8 @@ from temporalio.worker import (
     WorkflowInterceptorClassInput,
 )
 
+from shared import shown
+
 T = TypeVar("T")
 
 NOTHING_SENT = RawValue(Payload())
@@ -123,7 +125,11 @@ def _convert(hint: Any, value: object, path: str, problems: list[str]) -> object
     if hint is int and _is_whole_number(value):
         return int(typing.cast(float, value))
     if hint is float and isinstance(value, int | float) and not isinstance(value, bool):
-        return float(value)
+        try:
+            return float(value)
+        except OverflowError:  # A whole number of hundreds of digits: beyond any float.
+            problems.append(f"{where}: expected a number in range, got {_kind(value)}")
+            return None
     problems.append(f"{where}: expected {_type_name(hint)}, got {_kind(value)}")
     return None
 
@@ -154,8 +160,7 @@ def _kind(value: object) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, int | float):
-        text = repr(value)
-        return text if len(text) <= 20 else f"a number of {len(text)} digits"
+        return shown(value)
     if isinstance(value, str):
         return f"string {value[:20]!r}" + ("..." if len(value) > 20 else "")
     if isinstance(value, list):

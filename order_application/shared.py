@@ -19,6 +19,8 @@ MAX_QUANTITY = 1_000
 MAX_UNIT_PRICE_CENTS = 10_000_000  # $100,000.00
 MAX_TOTAL_CENTS = 1_000_000_000  # $10,000,000.00
 MAX_TEXT_LENGTH = 500
+# An approval wait shorter than a second is no wait at all: the order would charge, then refund.
+MIN_APPROVAL_TIMEOUT_SECONDS = 1.0
 MAX_APPROVAL_TIMEOUT_SECONDS = 7 * 24 * 3600.0
 MAX_OUTAGE_ATTEMPTS = 100
 
@@ -112,6 +114,12 @@ class Order:
         return sum(item.total_cents for item in self.items)
 
 
+def shown(number: float) -> str:
+    """A number for an error message, briefly: a client may send one of thousands of digits."""
+    text = repr(number)
+    return text if len(text) <= 20 else f"a number of {len(text)} digits"
+
+
 def format_cents(cents: int) -> str:
     return f"${cents // 100:,}.{cents % 100:02d}"
 
@@ -176,12 +184,12 @@ def order_problems(order: Order) -> list[str]:
             problems.append(f"items[{i}].sku: must be 1 to {MAX_TEXT_LENGTH} characters")
         if not 1 <= item.quantity <= MAX_QUANTITY:
             problems.append(
-                f"items[{i}].quantity: must be 1 to {MAX_QUANTITY} (got {item.quantity})"
+                f"items[{i}].quantity: must be 1 to {MAX_QUANTITY} (got {shown(item.quantity)})"
             )
         if not 0 <= item.unit_price_cents <= MAX_UNIT_PRICE_CENTS:
             problems.append(
                 f"items[{i}].unit_price_cents: must be 0 to {MAX_UNIT_PRICE_CENTS}"
-                f" (got {item.unit_price_cents})"
+                f" (got {shown(item.unit_price_cents)})"
             )
     if not problems and order.total_cents > MAX_TOTAL_CENTS:
         problems.append(
@@ -193,20 +201,23 @@ def order_problems(order: Order) -> list[str]:
     except ValueError as err:
         problems.append(f"card_expiry: {err}")
     timeout = order.approval_timeout_seconds
-    if not (math.isfinite(timeout) and 0 < timeout <= MAX_APPROVAL_TIMEOUT_SECONDS):
+    if not (
+        math.isfinite(timeout)
+        and MIN_APPROVAL_TIMEOUT_SECONDS <= timeout <= MAX_APPROVAL_TIMEOUT_SECONDS
+    ):
         problems.append(
-            f"approval_timeout_seconds: must be above 0 and at most"
-            f" {MAX_APPROVAL_TIMEOUT_SECONDS:.0f} (7 days) (got {timeout})"
+            f"approval_timeout_seconds: must be {MIN_APPROVAL_TIMEOUT_SECONDS:.0f} to"
+            f" {MAX_APPROVAL_TIMEOUT_SECONDS:.0f} seconds (7 days) (got {shown(timeout)})"
         )
     if not 0 <= order.approval_threshold_cents <= MAX_TOTAL_CENTS:
         problems.append(
             f"approval_threshold_cents: must be 0 to {MAX_TOTAL_CENTS}"
-            f" (got {order.approval_threshold_cents})"
+            f" (got {shown(order.approval_threshold_cents)})"
         )
     if not 0 <= order.inventory_outage_attempts <= MAX_OUTAGE_ATTEMPTS:
         problems.append(
             f"inventory_outage_attempts: must be 0 to {MAX_OUTAGE_ATTEMPTS}"
-            f" (got {order.inventory_outage_attempts})"
+            f" (got {shown(order.inventory_outage_attempts)})"
         )
     return problems
 

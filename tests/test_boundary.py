@@ -19,6 +19,7 @@ from shared import (
     MAX_TEXT_LENGTH,
     MAX_TOTAL_CENTS,
     MAX_UNIT_PRICE_CENTS,
+    MIN_APPROVAL_TIMEOUT_SECONDS,
     ApproveOrder,
     CancelOrder,
     LineItem,
@@ -66,7 +67,9 @@ def test_the_sample_order_is_valid() -> None:
         (replace(ORDER, card_expiry="13/30"), "card_expiry: card expiry month must be 01 to 12"),
         (replace(ORDER, card_expiry="12-30"), "card_expiry: card expiry must be MM/YY"),
         (replace(ORDER, card_expiry=""), "card_expiry"),
-        (replace(ORDER, approval_timeout_seconds=0), "approval_timeout_seconds: must be above 0"),
+        (replace(ORDER, approval_timeout_seconds=0), "approval_timeout_seconds: must be 1 to"),
+        (replace(ORDER, approval_timeout_seconds=0.999), "(got 0.999)"),
+        (replace(ORDER, approval_timeout_seconds=1e-7), "(got 1e-07)"),
         (replace(ORDER, approval_timeout_seconds=-1), "(got -1)"),
         (replace(ORDER, approval_timeout_seconds=math.inf), "(got inf)"),
         (replace(ORDER, approval_timeout_seconds=-math.inf), "(got -inf)"),
@@ -77,6 +80,7 @@ def test_the_sample_order_is_valid() -> None:
         ),
         (replace(ORDER, approval_threshold_cents=-1), "approval_threshold_cents: must be 0 to"),
         (replace(ORDER, approval_threshold_cents=10**20), "approval_threshold_cents"),
+        (with_item(quantity=10**400), "(got a number of 401 digits)"),
         (replace(ORDER, inventory_outage_attempts=-1), "inventory_outage_attempts"),
         (replace(ORDER, customer=""), "customer: must be 1 to"),
         (replace(ORDER, customer=" \t"), "customer: must be 1 to"),
@@ -97,7 +101,7 @@ def test_order_problems_names_the_problem(order: Order, problem: str) -> None:
         with_item(unit_price_cents=0),
         with_item(unit_price_cents=MAX_UNIT_PRICE_CENTS),
         replace(ORDER, items=[ITEM] * MAX_LINE_ITEMS),
-        replace(ORDER, approval_timeout_seconds=0.001),
+        replace(ORDER, approval_timeout_seconds=MIN_APPROVAL_TIMEOUT_SECONDS),
         replace(ORDER, approval_timeout_seconds=MAX_APPROVAL_TIMEOUT_SECONDS),
         replace(ORDER, approval_threshold_cents=0),
         replace(ORDER, approval_threshold_cents=MAX_TOTAL_CENTS),
@@ -195,12 +199,15 @@ JSON = st.recursive(
     max_leaves=20,
 )
 
+# Whole numbers beyond any float or int64, as JSON allows and another client may send.
+HUGE = st.integers(min_value=10**300, max_value=10**400) | st.integers(max_value=-(10**300))
+
 ORDER_FIELDS = st.fixed_dictionaries(
     {
         "customer": st.text(),
         "items": st.lists(
             st.fixed_dictionaries(
-                {"sku": st.text(), "quantity": JSON, "unit_price_cents": st.integers()}
+                {"sku": st.text(), "quantity": JSON | HUGE, "unit_price_cents": st.integers()}
             ),
             max_size=3,
         ),
@@ -208,7 +215,7 @@ ORDER_FIELDS = st.fixed_dictionaries(
         "card_expiry": st.text(max_size=6),
     },
     optional={
-        "approval_timeout_seconds": st.floats() | st.integers(),
+        "approval_timeout_seconds": st.floats() | st.integers() | HUGE,
         "approval_threshold_cents": st.integers(),
         "pack": JSON,
     },
@@ -241,6 +248,6 @@ def test_order_problems_holds_to_its_bounds(quantity: int, price: int, timeout: 
         1 <= quantity <= MAX_QUANTITY
         and 0 <= price <= MAX_UNIT_PRICE_CENTS
         and quantity * price <= MAX_TOTAL_CENTS
-        and 0 < timeout <= MAX_APPROVAL_TIMEOUT_SECONDS
+        and MIN_APPROVAL_TIMEOUT_SECONDS <= timeout <= MAX_APPROVAL_TIMEOUT_SECONDS
     )
     assert (order_problems(order) == []) == expected_valid

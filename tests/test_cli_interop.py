@@ -157,11 +157,19 @@ MALFORMED_STARTS = {
     ),
     "negative timeout": (
         ["-i", as_input(VALID | {"approval_timeout_seconds": -1})],
-        "approval_timeout_seconds: must be above 0",
+        "approval_timeout_seconds: must be 1 to 604800 seconds (7 days) (got -1.0)",
+    ),
+    "a timeout of a microsecond": (
+        ["-i", as_input(VALID | {"approval_timeout_seconds": 1e-6})],
+        "approval_timeout_seconds: must be 1 to 604800 seconds (7 days) (got 1e-06)",
+    ),
+    "a timeout of 400 digits": (
+        ["-i", as_input(VALID).replace("600", "9" * 400)],
+        "approval_timeout_seconds: expected a number in range, got a number of 400 digits",
     ),
     "infinite timeout": (
         ["-i", as_input(VALID).replace("600", "1e999")],
-        "approval_timeout_seconds: must be above 0 and at most 604800 (7 days) (got inf)",
+        "approval_timeout_seconds: must be 1 to 604800 seconds (7 days) (got inf)",
     ),
     "no customer": (["-i", as_input(VALID | {"customer": " "})], "customer: must be 1 to"),
     "bad expiry": (["-i", as_input(VALID | {"card_expiry": "13/30"})], "card_expiry:"),
@@ -206,11 +214,12 @@ def test_malformed_start_fails_at_once_as_invalid_order_and_charges_nothing(
 def test_a_start_forged_with_the_workers_own_key_id_is_refused_not_retried(
     server: DevServer, env: dict[str, str], codec_port: int, worker: Worker
 ) -> None:
-    """Plain JSON claiming to be ciphertext of the real key: it cannot be decrypted, ever."""
+    """Plain JSON claiming to be ciphertext of the real key: it cannot be decrypted, ever. Sent
+    without the codec endpoint, so the worker's codec meets it as the CLI made it."""
     (key, *_) = read_keys(Path(env["ORDER_DATA_DIR"]) / KEY_FILE_NAME)
     order_id = new_id()
     start(
-        server, env, codec_port, order_id,
+        server, env, None, order_id,
         "--input-meta", "encoding=binary/encrypted",
         "--input-meta", f"encryption-key-id={key_id(key)}",
         "-i", as_input(VALID),

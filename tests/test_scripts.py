@@ -178,8 +178,8 @@ def test_an_order_the_workflow_would_refuse_is_never_placed(env: dict[str, str])
     )
     assert result.returncode == 2
     assert result.stderr.splitlines()[-1] == (
-        "starter.py: error: the order would be refused: approval_timeout_seconds: must be above 0"
-        " and at most 604800 (7 days) (got inf)"
+        "starter.py: error: the order would be refused: approval_timeout_seconds: must be 1 to"
+        " 604800 seconds (7 days) (got inf)"
     )
     assert_one_line_error(
         run_script("status.py", order_id, env=env), 1, f"no order with ID {order_id}"
