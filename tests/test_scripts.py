@@ -265,7 +265,13 @@ def test_bulk_approval_decides_only_the_waiting_orders(server: DevServer, tmp_pa
     with running_worker(env, tmp_path / "worker.log"):
         finished = run_script("starter.py", "12/30", "--approval-threshold", "100", env=env)
         assert finished.returncode == 0, finished
-        waiting = [new_order_id() for _ in range(3)]
+        # Running but needing no approval: below the threshold, riding out an inventory outage.
+        busy = new_order_id()
+        run_script(
+            "starter.py", "12/30", "--approval-threshold", "100", "--inventory-down",
+            "--order-id", busy, "--no-wait", env=env,
+        )  # fmt: skip
+        waiting = [new_order_id() for _ in range(4)]
         for order_id in waiting:
             run_script("starter.py", "12/30", "--order-id", order_id, "--no-wait", env=env)
         # Visibility, which --all-waiting searches, may lag the start by a moment.
@@ -275,23 +281,30 @@ def test_bulk_approval_decides_only_the_waiting_orders(server: DevServer, tmp_pa
         ]  # fmt: skip
         deadline = time.monotonic() + 60
         while (
-            f"Total: {len(waiting)}"
+            f"Total: {len(waiting) + 1}"
             not in subprocess.run(listed, capture_output=True, text=True).stdout
         ):
             assert time.monotonic() < deadline
             time.sleep(0.3)
 
-        approved = run_script("approve.py", "--all-waiting", env=env)
-        assert approved.returncode == 0, approved
-        lines = approved.stdout.splitlines()
-        assert sorted(lines[:-1]) == sorted(f"Approved order {order_id}." for order_id in waiting)
-        assert lines[-1] == "3 of 3 waiting orders approved."
+        # Two of them decided one by one first: the bulk run leaves them as they are.
+        approved_first, rejected_first = waiting[:2]
+        assert run_script("approve.py", rejected_first, "--reject", "fake", env=env).returncode == 0
+        assert run_script("approve.py", approved_first, env=env).returncode == 0
+        rest = waiting[2:]
+        rejected = run_script("approve.py", "--all-waiting", "--reject", "batch closed", env=env)
+        assert rejected.returncode == 0, rejected
+        lines = rejected.stdout.splitlines()
+        assert sorted(lines[:-1]) == sorted(f"Rejected order {i}: batch closed" for i in rest)
+        assert lines[-1] == "2 of 2 waiting orders rejected."
 
-        again = run_script("approve.py", "--all-waiting", "--reject", "too late", env=env)
+        again = run_script("approve.py", "--all-waiting", env=env)
         assert again.returncode == 0, again
         assert again.stdout == "No order is waiting for approval.\n"
-        for order_id in waiting:
-            assert "approval:      approved" in run_script("status.py", order_id, env=env).stdout
+        assert "approval:      not required" in run_script("status.py", busy, env=env).stdout
+        assert "approval:      approved" in run_script("status.py", approved_first, env=env).stdout
+        for order_id in [rejected_first, *rest]:
+            assert "Order rejected" in run_script("status.py", order_id, env=env).stdout
 
 
 def test_below_threshold_needs_no_approval(env: dict[str, str], worker: Worker) -> None:

@@ -9,6 +9,7 @@ from datetime import date
 from typing import Any, TypeVar
 
 import pytest
+from temporalio import client
 from temporalio.api.enums.v1 import EventType
 from temporalio.api.history.v1 import HistoryEvent
 from temporalio.api.workflow.v1 import PendingActivityInfo
@@ -23,9 +24,11 @@ from temporalio.exceptions import ApplicationError, CancelledError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
+import approve
 from activities import OrderActivities
 from boundary import OneArgumentPerMessage
 from buggy_workflow import BuggyOrderWorkflow
+from cli import UserError
 from services import Ledger, Services
 from shared import (
     CATALOG,
@@ -401,6 +404,45 @@ async def test_rejected_order_is_refunded(
     assert status.approval == ApprovalState.REJECTED
     assert status.decision_reason == "over budget"
     assert undone(error) == ["refund payment"]
+    assert effects(ledger, handle.id) == {"charge": 1, "refund": 1}
+
+
+class AnotherApproverFirst(client.Interceptor):
+    """Sends a rejection just before the client's own signal, in the window between approve.py's
+    check that the order still waits and its signal: the race of two approvers, made certain."""
+
+    def __init__(self, other: OrderHandle) -> None:
+        self._other = other
+
+    def intercept_client(self, next: client.OutboundInterceptor) -> client.OutboundInterceptor:
+        other = self._other
+
+        class RejectFirst(client.OutboundInterceptor):
+            async def signal_workflow(self, input: client.SignalWorkflowInput) -> None:
+                await other.signal(OrderWorkflow.reject_order, args=[RejectOrder("looks fake")])
+                await super().signal_workflow(input)
+
+        return RejectFirst(next)
+
+
+async def test_approver_whose_decision_lost_the_race_is_told_so(
+    dev_server_env: WorkflowEnvironment, task_queue: str, services: Services, ledger: Ledger
+) -> None:
+    async with order_worker(dev_server_env, task_queue, services):
+        handle = await place(dev_server_env, task_queue, ORDER)
+        await reach(handle, OrderStep.AWAITING_APPROVAL)
+        config = dev_server_env.client.config()
+        config["interceptors"] = [AnotherApproverFirst(handle)]
+        racing = client.Client(**config)
+        with pytest.raises(UserError) as lost:
+            await approve.decide(racing.get_workflow_handle(handle.id), False, "fine by me")
+        error = await failure_of(handle)
+
+    assert str(lost.value) == (
+        f"order {handle.id} was rejected (looks fake) by another decision first;"
+        " your approval did not take effect"
+    )
+    assert error.type == OrderError.REJECTED
     assert effects(ledger, handle.id) == {"charge": 1, "refund": 1}
 
 
