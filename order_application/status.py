@@ -48,7 +48,8 @@ async def main() -> int:
     status = await order_status(handle)
     if status is None:
         raise UserError(
-            f"order {args.order_id} is running but no worker answered; start ./worker.py"
+            f"order {args.order_id} is running but no worker answered: start ./worker.py, or, if"
+            " one runs, see its log for why it cannot run this order"
         )
     print(f"Order {args.order_id}: {status.step}")
     decision = f" ({status.decision_reason})" if status.decision_reason else ""
