@@ -99,7 +99,8 @@ async def decide(handle: OrderHandle, rejecting: bool, reason: str) -> str:
             f"the order cannot answer right now ({unanswered.reason}), so it acts on it once a"
             " worker can run it"
             if unanswered
-            else "no worker answered, so the order acts on it once one runs"
+            else "no worker answered, so the order acts on it once a worker can run it (if one"
+            " runs, its log says why it cannot)"
         )
         return f"Sent the {decision} of order {handle.id}; {waits_for}."
     wanted = ApprovalState.REJECTED if rejecting else ApprovalState.APPROVED

@@ -2,12 +2,13 @@
 
 import logging
 import threading
+from collections.abc import Sequence
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlsplit
 
 from google.protobuf import json_format
-from temporalio.api.common.v1 import Payloads
+from temporalio.api.common.v1 import Payload, Payloads
 
 from codec import EncryptionCodec, EncryptionError
 
@@ -58,6 +59,18 @@ class _Server(ThreadingHTTPServer):
         super().__init__((HOST, port), _Handler)
 
 
+def _decrypt_what_it_can(codec: EncryptionCodec, payloads: Sequence[Payload]) -> list[Payload]:
+    """Each payload decrypted, or as it came if its key is not in the key file: the Web UI then
+    shows that one encrypted instead of failing the whole page."""
+    decrypted = []
+    for payload in payloads:
+        try:
+            decrypted += codec.decrypt([payload])
+        except EncryptionError:
+            decrypted.append(payload)
+    return decrypted
+
+
 class _Handler(BaseHTTPRequestHandler):
     server: _Server
     # Keep-alive: the Web UI sends a request for every payload field it shows.
@@ -71,8 +84,11 @@ class _Handler(BaseHTTPRequestHandler):
         # The protocol's rule: only the last part of the path counts, so the server can sit under
         # any prefix. X-Namespace is not needed: one key file serves every namespace.
         operation = urlsplit(self.path).path.rstrip("/").rpartition("/")[2]
-        length = int(self.headers.get("Content-Length") or 0)
-        if length > MAX_BODY_BYTES:
+        try:
+            length = int(self.headers.get("Content-Length") or 0)
+        except ValueError:
+            length = MAX_BODY_BYTES + 1  # Unreadable: refused like a body too large to read.
+        if not 0 <= length <= MAX_BODY_BYTES:
             # Unread, the body would be taken for the next request: end the connection.
             self.close_connection = True
             self._answer(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, b"too large\n", "text/plain")
@@ -84,9 +100,12 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             payloads = json_format.Parse(body, Payloads())
             codec = self.server.codec
-            convert = codec.encrypt if operation == "encode" else codec.decrypt
-            answer = Payloads(payloads=convert(payloads.payloads))
-        except (json_format.ParseError, EncryptionError) as err:
+            if operation == "encode":
+                converted = codec.encrypt(payloads.payloads)
+            else:
+                converted = _decrypt_what_it_can(codec, payloads.payloads)
+            answer = Payloads(payloads=converted)
+        except (json_format.ParseError, UnicodeDecodeError) as err:
             logger.warning("Codec server: cannot %s: %s", operation, err)
             self._answer(HTTPStatus.BAD_REQUEST, f"{err}\n".encode(), "text/plain")
             return

@@ -22,7 +22,7 @@ from activities import OrderActivities
 from boundary import OneArgumentPerMessage
 from buggy_workflow import BuggyOrderWorkflow
 from cli import EXIT_OK, UserError, run
-from codec import EncryptionCodec
+from codec import EncryptionCodec, EncryptionError
 from codec_server import DEFAULT_PORT, CodecServer, ui_origins
 from connection import Settings, connect_or_start_dev_server, load_settings, web_ui
 from metrics import prometheus_runtime
@@ -84,6 +84,19 @@ class ExpectedFailuresOnOneLine(logging.Filter):
         return True
 
 
+class MissingKeyOnOneLine(logging.Filter):
+    """Shortens the SDK's report of a workflow task that failed for want of an encryption key to
+    one line: the task fails again at every retry, and the key file is the whole story."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        if isinstance(error, EncryptionError):
+            record.args = (record.getMessage(), error)
+            record.msg = "%s: %s"
+            record.exc_info = None
+        return True
+
+
 def configure_logging() -> None:
     """One short line per step of an order, with the time."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
@@ -94,6 +107,7 @@ def configure_logging() -> None:
     # script prints; its warnings, such as a failing workflow task, still show.
     logging.getLogger("temporalio.worker").setLevel(logging.WARNING)
     logging.getLogger("temporalio.activity").addFilter(ExpectedFailuresOnOneLine())
+    logging.getLogger("temporalio.worker._workflow").addFilter(MissingKeyOnOneLine())
 
 
 def port_number(text: str) -> int:

@@ -5,7 +5,9 @@ checks what they would see: the CLI's answer, status.py, the ledger of effects, 
 and a history with no failed workflow task.
 """
 
+import base64
 import json
+import os
 import subprocess
 import time
 import uuid
@@ -476,3 +478,67 @@ def test_approve_and_reject_at_once_only_the_decision_that_stands_succeeds(
         assert "approved (fine by me)" in status_when(env, order_id, "delivered")
     else:
         assert "Order rejected: looks fake" in status_when(env, order_id, "failed")
+
+
+# --- A key the worker lacks ----------------------------------------------------------------------
+
+
+def wait_for_failed_workflow_task(server: DevServer, codec_port: int, order_id: str) -> None:
+    deadline = time.monotonic() + OUTCOME_SECONDS
+    while failed_workflow_tasks(server, codec_port, order_id) == 0:
+        assert time.monotonic() < deadline, f"no workflow task of {order_id} failed"
+        time.sleep(0.3)
+
+
+def test_an_approval_in_a_key_the_worker_lacks_waits_for_that_key(
+    server: DevServer, env: dict[str, str], codec_port: int, worker: Worker, tmp_path: Path
+) -> None:
+    """A rotation that has not reached the worker's key file yet: the worker cannot tell such a
+    key from one that does not exist, so the order waits, and carries on once the key is there."""
+    worker_keys = Path(env["ORDER_DATA_DIR"]) / KEY_FILE_NAME
+    new_key = base64.b64encode(os.urandom(32)).decode()
+    rotated = tmp_path / "rotated.keys"
+    rotated.write_text(f"{new_key}\n{worker_keys.read_text()}")
+    order_id = waiting_order(server, env, codec_port)
+    log_start = len(worker.output())
+
+    sent = run_script(
+        "approve.py", order_id, "checked", env=env | {"ORDER_ENCRYPTION_KEY_FILE": str(rotated)}
+    )
+    assert sent.returncode == 0, sent
+    assert sent.stdout.startswith(f"Sent the approval of order {order_id}; no worker answered")
+    wait_for_failed_workflow_task(server, codec_port, order_id)
+    missing = f"a payload is encrypted with key {key_id(base64.b64decode(new_key))}, which is not"
+    log = worker.output()[log_start:]
+    assert missing in log
+    assert "Traceback" not in log
+
+    with worker_keys.open("a") as keys:  # The rotation reaches the worker: no restart.
+        keys.write(f"{new_key}\n")
+    assert "approval:      approved (checked)" in status_when(env, order_id, "delivered")
+    assert ledger(env, order_id) == f"{order_id}: 1 charge, 1 reservation, 1 shipment, 1 e-mail"
+
+
+def test_a_signal_forged_in_a_key_nobody_has_is_dropped_by_a_reset(
+    server: DevServer, env: dict[str, str], codec_port: int, worker: Worker
+) -> None:
+    """The README's remedy for the one message that can stop an order: reset it to before the
+    message, leaving signals out, and decide it again."""
+    order_id = waiting_order(server, env, codec_port)
+    signal(
+        server, None, order_id, "approve_order",
+        "--input-meta", "encoding=binary/encrypted",
+        "--input-meta", "encryption-key-id=0123456789abcdef",
+        "-i", "{}",
+    )  # fmt: skip
+    wait_for_failed_workflow_task(server, codec_port, order_id)
+
+    reset = temporal(
+        server, codec_port, "workflow", "reset", "-w", order_id, "--type", "LastWorkflowTask",
+        "--reapply-exclude", "Signal", "--reason", "drop a forged signal", "--yes",
+    )  # fmt: skip
+    assert reset.returncode == 0, reset
+    status_when(env, order_id, "awaiting approval")
+    assert run_script("approve.py", order_id, env=env).returncode == 0
+    status_when(env, order_id, "delivered")
+    assert ledger(env, order_id) == f"{order_id}: 1 charge, 1 reservation, 1 shipment, 1 e-mail"

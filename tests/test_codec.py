@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from google.protobuf import json_format
 from processes import (
     TEMPORAL_CLI,
     DevServer,
@@ -311,6 +312,24 @@ def test_codec_endpoint_round_trips(server: UiDevServer, worker: Worker) -> None
     assert metadata(payload, "encoding") == ENCODING.decode()
     with request(f"{endpoint}/decode", headers, json.dumps(encoded).encode()) as response:
         assert json.load(response) == original
+
+
+@pytest.mark.e2e
+def test_codec_endpoint_leaves_a_payload_of_a_key_it_lacks_as_it_came(
+    server: UiDevServer, worker: Worker
+) -> None:
+    """The Web UI then shows that payload encrypted, and the rest of the page decrypted."""
+    endpoint = f"http://localhost:{server.codec_port}"
+    headers = {"Content-Type": "application/json", "X-Namespace": "default"}
+    plain = {"metadata": {"encoding": "anNvbi9wbGFpbg=="}, "data": "IjEyLzMwIg=="}
+    with request(f"{endpoint}/encode", headers, json.dumps({"payloads": [plain]}).encode()) as sent:
+        (ours,) = json.load(sent)["payloads"]
+    (theirs,) = EncryptionCodec([os.urandom(32)]).encrypt([json_payload("12/30")])
+    foreign = json.loads(json_format.MessageToJson(theirs))
+    both = json.dumps({"payloads": [ours, foreign]}).encode()
+
+    with request(f"{endpoint}/decode", headers, both) as response:
+        assert json.load(response)["payloads"] == [plain, foreign]
 
 
 @pytest.mark.e2e
