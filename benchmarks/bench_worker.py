@@ -23,6 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from temporalio.client import Client
 from temporalio.converter import DataConverter
 from temporalio.worker import Worker
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 
 from activities import OrderActivities
 from benchmarks.baseline import BaselineWorkflow, no_op
@@ -42,6 +43,11 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--namespace", default="default")
     parser.add_argument("--task-queue", required=True)
     parser.add_argument("--ledger", type=Path, help="the services' SQLite file (project only)")
+    parser.add_argument(
+        "--full-sandbox",
+        action="store_true",
+        help="the SDK's default sandbox instead of worker.py's, which passes the sample through",
+    )
     args = parser.parse_args()
     if args.kind == PROJECT and args.ledger is None:
         parser.error("--ledger is required with --kind project")
@@ -88,7 +94,7 @@ async def main() -> None:
             activities=activities,
             max_cached_workflows=MAX_CACHED_ORDERS,
             interceptors=[OneArgumentPerMessage()] if args.kind == PROJECT else [],
-            workflow_runner=WORKFLOW_RUNNER,
+            workflow_runner=SandboxedWorkflowRunner() if args.full_sandbox else WORKFLOW_RUNNER,
         )
         stop = asyncio.Event()
         stop_on_stdin_eof(stop)

@@ -41,9 +41,18 @@ def verdict(check: dict[str, Any]) -> str:
 
 def machine_line(report: dict[str, Any]) -> str:
     host = report["machine"]
+    settings = report["settings"]
+    workers = ", ".join(
+        [
+            "bytecode cache " + ("on" if settings.get("bytecode_cache", True) else "off"),
+            "full sandbox" if settings.get("full_sandbox") else "sample passed through the sandbox",
+            f"encryption {settings.get('encryption', 'on')}",
+        ]
+    )
     return (
         f"Machine: {host['cpus']} CPUs ({host['cpu_model']}), {host['memory_gb']} GB,"
         f" load average {host['load_average'][0]:.1f} at start; server: {report['server']['kind']}"
+        f"\nWorkers: {workers}"
     )
 
 

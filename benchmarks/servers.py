@@ -57,6 +57,9 @@ class Run:
     namespace: str
     bytecode_cache: bool = True
     """False: workers run with PYTHONDONTWRITEBYTECODE=1, as many container images set."""
+    full_sandbox: bool = False
+    """True: workers import the sample's modules afresh per order, as without worker.py's
+    pass-through (the candidate it is measured against)."""
 
 
 @dataclass
@@ -205,6 +208,7 @@ async def worker_process(
             # Workers of one task queue share the services' ledger, as worker.py processes
             # sharing ORDER_DATA_DIR do.
             *("--task-queue", task_queue, "--ledger", str(workdir / f"{task_queue}.sqlite3")),
+            *(["--full-sandbox"] if run.full_sandbox else []),
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
             stderr=stderr,

@@ -115,6 +115,12 @@ def parse_args() -> argparse.Namespace:
         help="run the workers with PYTHONDONTWRITEBYTECODE=1, as many container images do",
     )
     parser.add_argument(
+        "--full-sandbox",
+        action="store_true",
+        help="run the workers in the SDK's default sandbox, which imports the sample's modules"
+        " afresh for every order, to measure what worker.py's pass-through saves",
+    )
+    parser.add_argument(
         "--output",
         type=Path,
         help="JSON result file, the charts next to it (default benchmarks/results/<mode>-<time>)",
@@ -142,6 +148,7 @@ async def benchmark(args: argparse.Namespace, address: str | None) -> dict[str, 
             address=address,
             namespace=os.environ.get("TEMPORAL_NAMESPACE", "default"),
             bytecode_cache=not args.no_bytecode_cache,
+            full_sandbox=args.full_sandbox,
         )
         return await MODES[args.mode](args, run)
 
@@ -175,6 +182,9 @@ def main() -> int:
             "rounds": args.rounds,
             "warm_up": args.warm_up,
             "single_orders": args.single_orders,
+            "bytecode_cache": not args.no_bytecode_cache,
+            "full_sandbox": args.full_sandbox,
+            "encryption": os.environ.get("ORDER_ENCRYPTION", "on"),
         },
         **measured,
     }
