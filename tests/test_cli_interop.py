@@ -337,6 +337,9 @@ def test_malformed_messages_are_ignored_or_refused_and_the_order_carries_on(
     assert approved.returncode == 0, approved
     assert "approved (checked by hand)" in status_when(env, order_id, "delivered")
     assert failed_workflow_tasks(server, codec_port, order_id) == 0
+    # Exactly one line each, however often the order's history is read again.
+    ignored = f"Order {order_id}: ignored"
+    assert worker.output()[log_start:].count(ignored) == len(MALFORMED_SIGNALS)
 
 
 def test_plain_json_from_a_cli_without_the_codec_is_read_as_well(

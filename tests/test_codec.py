@@ -265,6 +265,35 @@ def test_history_holds_no_customer_data_in_clear(
 
 
 @pytest.mark.e2e
+def test_signals_and_updates_are_encrypted_too(
+    server: UiDevServer, env: dict[str, str], worker: Worker
+) -> None:
+    """What an approver and a canceller write is encrypted like the order itself."""
+    approved, cancelled = new_order_id(), new_order_id()
+    for order_id in (approved, cancelled):
+        placed = run_script(
+            "starter.py", EXPIRY, "--customer", CUSTOMER, "--address", ADDRESS,
+            "--approval-timeout", "600", "--order-id", order_id, "--no-wait", env=env,
+        )  # fmt: skip
+        assert placed.returncode == 0, placed
+    assert run_script("approve.py", approved, "called the customer", env=env).returncode == 0
+    assert run_script("cancel.py", cancelled, "shop closed", env=env).returncode == 0
+
+    for order_id, event, ended in (
+        (approved, "workflowExecutionSignaledEventAttributes", "delivered"),
+        (cancelled, "workflowExecutionUpdateAcceptedEventAttributes", "failed"),
+    ):
+        deadline = time.monotonic() + 60
+        while ended not in run_script("status.py", order_id, env=env).stdout:
+            assert time.monotonic() < deadline, order_id
+            time.sleep(0.3)
+        shown = history(server, order_id, "-o", "json")
+        assert event in shown
+        payloads = assert_nothing_in_clear(shown, *SECRETS, "called the customer", "shop closed")
+        assert {metadata(p, "encoding") for p in payloads} == {ENCODING.decode()}
+
+
+@pytest.mark.e2e
 def test_the_scripts_still_show_the_customer(
     env: dict[str, str], delivered: tuple[str, str]
 ) -> None:
