@@ -93,14 +93,40 @@ def says(env: dict[str, str], order_id: str, text: str) -> Callable[[], bool]:
     return lambda: text in run_script("status.py", order_id, env=env).stdout
 
 
-def test_release_2_takes_over_release_1_orders_through_its_patch(
-    server: DevServer, tmp_path: Path
-) -> None:
-    env = script_env(server, tmp_path, ORDER_TASK_QUEUE=f"patch-{uuid.uuid4().hex[:6]}")
+def order_waiting_on_release_1(env: dict[str, str], tmp_path: Path) -> str:
+    """An order placed on release 1 that awaits approval, its worker stopped since."""
     with running_worker(env, tmp_path / "release-1.log", "--release", "1", *NO_CODEC) as release_1:
         waiting = place(env, "--approval-timeout", "600")
         eventually(says(env, waiting, "awaiting approval"), "the order to await approval")
         assert release_1.signal(signal.SIGINT) == 0
+    return waiting
+
+
+def test_an_order_waiting_on_release_1_is_approved_on_release_2_without_the_new_step(
+    server: DevServer, tmp_path: Path
+) -> None:
+    """The patching scenario as the README runs it: restart on release 2, then approve."""
+    env = script_env(server, tmp_path, ORDER_TASK_QUEUE=f"patch-{uuid.uuid4().hex[:6]}")
+    waiting = order_waiting_on_release_1(env, tmp_path)
+
+    with running_worker(env, tmp_path / "release-2.log", *NO_CODEC) as release_2:
+        approved = run_script("approve.py", waiting, env=env)
+        assert approved.stdout == f"Approved order {waiting}.\n", approved
+        eventually(says(env, waiting, "delivered"), "the waiting order to be delivered")
+        placed_after = place(env, "--approval-threshold", "1000")
+        eventually(says(env, placed_after, "delivered"), "the new order to be delivered")
+        log = release_2.output()
+    assert f"Order {placed_after}: fraud re-check clear" in log
+    assert f"Order {waiting}: fraud re-check" not in log
+    assert steps(server, waiting) == RELEASE_1_STEPS
+    assert steps(server, placed_after) == RELEASE_2_STEPS
+
+
+def test_release_2_takes_over_release_1_orders_through_its_patch(
+    server: DevServer, tmp_path: Path
+) -> None:
+    env = script_env(server, tmp_path, ORDER_TASK_QUEUE=f"patch-{uuid.uuid4().hex[:6]}")
+    waiting = order_waiting_on_release_1(env, tmp_path)
 
     # The same change without the patch: the order's history no longer replays.
     log = tmp_path / "release-2-unpatched.log"
