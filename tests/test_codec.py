@@ -5,6 +5,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import stat
 import subprocess
 import time
@@ -55,16 +56,37 @@ class UiDevServer(DevServer):
         return f"http://127.0.0.1:{self.ui_port}"
 
     def start(self) -> None:
-        command = [
-            str(TEMPORAL_CLI), "server", "start-dev", "--ip", "127.0.0.1",
-            "--port", str(self.port), "--ui-port", str(self.ui_port),
-            "--ui-codec-endpoint", f"http://localhost:{self.codec_port}", "--log-level", "error",
-        ]  # fmt: skip
-        self.process = subprocess.Popen(
-            command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-        )
-        wait_for_port(self.port)
-        wait_for_port(self.ui_port)
+        # The dev server takes free ports of its own as it starts (its HTTP API, metrics and
+        # internal services), and may take the one picked for the codec: then start it again.
+        for _ in range(START_TRIES):
+            command = [
+                str(TEMPORAL_CLI), "server", "start-dev", "--ip", "127.0.0.1",
+                "--port", str(self.port), "--ui-port", str(self.ui_port),
+                "--ui-codec-endpoint", f"http://localhost:{self.codec_port}",
+                "--log-level", "error",
+            ]  # fmt: skip
+            self.process = subprocess.Popen(
+                command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+            )
+            wait_for_port(self.port)
+            wait_for_port(self.ui_port)
+            if port_is_free(self.codec_port):
+                return
+            self.stop()
+            self.port, self.ui_port, self.codec_port = free_port(), free_port(), free_port()
+        pytest.fail(f"the dev server took the codec's port in {START_TRIES} starts")
+
+
+START_TRIES = 5
+
+
+def port_is_free(port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
 
 
 @pytest.fixture(scope="module")
