@@ -51,7 +51,12 @@ def read_message(sent: RawValue, message_type: type[T]) -> T:
     if isinstance(sent, TooManyArguments):
         raise MalformedMessage([f"expected one argument, got {sent.count}"])
     if sent is NOTHING_SENT:
-        return from_json(message_type, None)
+        try:
+            return from_json(message_type, None)
+        except MalformedMessage:
+            raise MalformedMessage(
+                [f"input: expected an object {shape(message_type)}, got no input"]
+            ) from None
     try:
         value = workflow.payload_converter().from_payload(sent.payload)
     except Exception as err:  # An encoding the worker does not know, or bytes that are not JSON.

@@ -118,7 +118,7 @@ def as_input(value: object) -> str:
 # --- Starts --------------------------------------------------------------------------------------
 
 MALFORMED_STARTS = {
-    "no input": ([], "input: expected an object"),
+    "no input": ([], "got no input"),
     "null": (["-i", "null"], "got null"),
     "a string": (["-i", '"one mug please"'], "got string 'one mug please'"),
     "a list": (["-i", "[]"], "got a list of 0"),
