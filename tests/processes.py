@@ -6,7 +6,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +31,14 @@ def free_port() -> int:
             port = int(sock.getsockname()[1])
         if port not in RESERVED_PORTS:
             return port
+
+
+def eventually(check: Callable[[], bool], what: str, timeout: float = 60.0) -> None:
+    """Returns once `check()` is true; fails naming `what` after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, f"gave up waiting for {what}"
+        time.sleep(0.3)
 
 
 def wait_for_port(
@@ -128,6 +136,11 @@ def run_script(
         timeout=timeout,
         stdin=subprocess.DEVNULL,
     )
+
+
+def says(env: dict[str, str], order_id: str, text: str) -> Callable[[], bool]:
+    """A check for `eventually`: does status.py say `text` about the order?"""
+    return lambda: text in run_script("status.py", order_id, env=env).stdout
 
 
 @dataclass

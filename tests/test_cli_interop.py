@@ -19,6 +19,7 @@ from processes import (
     TEMPORAL_CLI,
     DevServer,
     Worker,
+    eventually,
     free_port,
     run_script,
     running_worker,
@@ -487,10 +488,11 @@ def test_approve_and_reject_at_once_only_the_decision_that_stands_succeeds(
 
 
 def wait_for_failed_workflow_task(server: DevServer, codec_port: int, order_id: str) -> None:
-    deadline = time.monotonic() + OUTCOME_SECONDS
-    while failed_workflow_tasks(server, codec_port, order_id) == 0:
-        assert time.monotonic() < deadline, f"no workflow task of {order_id} failed"
-        time.sleep(0.3)
+    eventually(
+        lambda: failed_workflow_tasks(server, codec_port, order_id) > 0,
+        f"a workflow task of {order_id} to fail",
+        OUTCOME_SECONDS,
+    )
 
 
 def test_an_approval_in_a_key_the_worker_lacks_waits_for_that_key(

@@ -22,9 +22,11 @@ from processes import (
     TEMPORAL_CLI,
     DevServer,
     Worker,
+    eventually,
     free_port,
     run_script,
     running_worker,
+    says,
     script_env,
     wait_for_port,
 )
@@ -305,10 +307,7 @@ def test_signals_and_updates_are_encrypted_too(
         (approved, "workflowExecutionSignaledEventAttributes", "delivered"),
         (cancelled, "workflowExecutionUpdateAcceptedEventAttributes", "failed"),
     ):
-        deadline = time.monotonic() + 60
-        while ended not in run_script("status.py", order_id, env=env).stdout:
-            assert time.monotonic() < deadline, order_id
-            time.sleep(0.3)
+        eventually(says(env, order_id, ended), f"order {order_id} to be {ended}")
         shown = history(server, order_id, "-o", "json")
         assert event in shown
         payloads = assert_nothing_in_clear(shown, *SECRETS, "called the customer", "shop closed")

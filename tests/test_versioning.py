@@ -3,21 +3,25 @@
 import json
 import signal
 import subprocess
-import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from processes import TEMPORAL_CLI, DevServer, run_script, running_worker, script_env
+from processes import (
+    TEMPORAL_CLI,
+    DevServer,
+    eventually,
+    run_script,
+    running_worker,
+    says,
+    script_env,
+)
 
 from connection import DEV_SERVER_DYNAMIC_CONFIG
 
 pytestmark = pytest.mark.e2e
-
-PATIENCE_SECONDS = 60
-"""Every step here takes a second or two; this only turns a hang into a failure."""
 
 NO_CODEC = ("--codec-port", "0")
 
@@ -38,13 +42,6 @@ def temporal(server: DevServer, *args: str) -> subprocess.CompletedProcess[str]:
         [str(TEMPORAL_CLI), *args, "--address", server.address],
         capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL,
     )  # fmt: skip
-
-
-def eventually(check: Callable[[], bool], what: str) -> None:
-    deadline = time.monotonic() + PATIENCE_SECONDS
-    while not check():
-        assert time.monotonic() < deadline, f"gave up waiting for {what}"
-        time.sleep(0.3)
 
 
 def events(server: DevServer, order_id: str) -> list[dict[str, object]]:
@@ -87,10 +84,6 @@ def place(env: dict[str, str], *options: str) -> str:
     )
     assert placed.returncode == 0, placed
     return order_id
-
-
-def says(env: dict[str, str], order_id: str, text: str) -> Callable[[], bool]:
-    return lambda: text in run_script("status.py", order_id, env=env).stdout
 
 
 def order_waiting_on_release_1(env: dict[str, str], tmp_path: Path) -> str:
