@@ -31,6 +31,7 @@ WORKER_SCRIPT = Path(__file__).resolve().parent / "bench_worker.py"
 DEV_SERVER_OPTIONS = ("--dynamic-config-value", "history.transferProcessorMaxPollRPS=10000")
 # A fresh in-memory dev server answers in a second or two; a worker is up in about as long.
 START_SECONDS = 60.0
+DEV_SERVER_START_TRIES = 3
 
 T = TypeVar("T")
 
@@ -99,6 +100,25 @@ async def connect_to_dev_server(server: DevServer, namespace: str, log: Path) ->
             await asyncio.sleep(0.2)
 
 
+async def start_dev_server(namespace: str, log: Path) -> tuple[DevServer, Client]:
+    """A fresh dev server and a client of it. The server picks free ports of its own as it starts
+    and, rarely, loses one to another process and exits: then it starts again on a new port."""
+    tries_left = DEV_SERVER_START_TRIES
+    while True:
+        tries_left -= 1
+        dev_server = DevServer(log=log, log_level="warn", options=DEV_SERVER_OPTIONS)
+        # Launched without waiting for the port, so that nothing blocks the event loop; the
+        # connection retries until the server answers.
+        dev_server.launch()
+        try:
+            return dev_server, await connect_to_dev_server(dev_server, namespace, log)
+        except BenchmarkError:
+            exited = dev_server.process is not None and dev_server.process.poll() is not None
+            dev_server.stop()
+            if not exited or tries_left == 0:
+                raise
+
+
 @contextlib.asynccontextmanager
 async def server_for_phase(run: Run) -> AsyncIterator[Server]:
     """A fresh in-memory dev server, stopped on the way out; or the one TEMPORAL_ADDRESS names.
@@ -123,13 +143,9 @@ async def server_for_phase(run: Run) -> AsyncIterator[Server]:
         )
         return
     log = run.workdir / "temporal.log"
-    dev_server = DevServer(log=log, log_level="warn", options=DEV_SERVER_OPTIONS)
-    # Launched without waiting for the port, so that nothing blocks the event loop; the
-    # connection below retries until the server answers.
-    dev_server.launch()
+    dev_server, client = await start_dev_server(namespace, log)
     try:
         assert dev_server.process is not None
-        client = await connect_to_dev_server(dev_server, namespace, log)
         processes = {
             "load_generator": load_generator,
             "server": psutil.Process(dev_server.process.pid),
