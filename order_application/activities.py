@@ -3,18 +3,18 @@
 import asyncio
 from collections.abc import Callable
 from datetime import date
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from services import AlreadyUndoneError, OutOfStockError, Services
+from errors import AlreadyUndoneError, OrderError, OutOfStockError, ServiceUnavailableError
+from rules import format_cents, parse_card_expiry
 from shared import (
     CompensationResult,
     Confirmation,
     ConfirmationRequest,
     DeliveryRequest,
-    OrderError,
     Packing,
     PackingCheckpoint,
     PackingRequest,
@@ -26,11 +26,11 @@ from shared import (
     ReleaseRequest,
     Reservation,
     ReservationRequest,
-    ServiceUnavailableError,
     Shipment,
-    format_cents,
-    parse_card_expiry,
 )
+
+if TYPE_CHECKING:  # The workflow imports this module for its activities' names: keep it light.
+    from services import Services
 
 PACKING_KEEPALIVE_SECONDS = 2.0
 """How often packing heartbeats while a slow unit is in hand (well inside the heartbeat timeout)."""
@@ -47,7 +47,7 @@ def already_undone(err: AlreadyUndoneError) -> ApplicationError:
 class OrderActivities:
     """Activities as methods, so the worker hands them their services (and demo switches)."""
 
-    def __init__(self, services: Services) -> None:
+    def __init__(self, services: "Services") -> None:
         self._services = services
 
     @activity.defn
@@ -114,7 +114,7 @@ class OrderActivities:
         info = activity.info()
         units = [item.sku for item in request.items for _ in range(item.quantity)]
         if info.heartbeat_details:
-            checkpoint = PackingCheckpoint(**info.heartbeat_details[0])
+            checkpoint = PackingCheckpoint.model_validate(info.heartbeat_details[0], strict=False)
             activity.logger.info(
                 "Order %s: resuming from checkpoint, slip %s, %d of %d units packed (attempt %d)",
                 request.order_id,
@@ -143,7 +143,7 @@ class OrderActivities:
                 await self._services.pack_unit(
                     request.order_id, checkpoint.slip_id, index, units[index]
                 )
-                checkpoint = PackingCheckpoint(checkpoint.slip_id, index + 1)
+                checkpoint = PackingCheckpoint(slip_id=checkpoint.slip_id, units_packed=index + 1)
                 activity.heartbeat(checkpoint)
         finally:
             keepalive.cancel()
@@ -156,15 +156,14 @@ class OrderActivities:
     async def deliver_order(self, request: DeliveryRequest) -> Shipment:
         tracking, eta = await self._services.ship(request.order_id, request.shipping_address)
         activity.logger.info("Order %s shipped: %s, due %s", request.order_id, tracking, eta)
-        return Shipment(tracking_number=tracking, estimated_delivery=eta.isoformat())
+        return Shipment(tracking_number=tracking, estimated_delivery=eta)
 
     @activity.defn
     async def send_confirmation(self, request: ConfirmationRequest) -> Confirmation:
         message_id = await self._services.send_email(request.order_id, request.customer)
         activity.logger.info(
-            "Order %s: told %s tracking number %s",
+            "Order %s: sent the confirmation, tracking number %s",
             request.order_id,
-            request.customer,
             request.tracking_number,
         )
         return Confirmation(message_id=message_id)

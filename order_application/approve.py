@@ -1,31 +1,24 @@
 #!/usr/bin/env -S uv run --script
 # /// script
 # requires-python = ">=3.11"
-# dependencies = ["temporalio==1.35.0", "cryptography==50.0.2"]
+# dependencies = ["temporalio==1.35.0", "pydantic==2.14.4", "cryptography==50.0.2"]
 # ///
 """Approves (or, with --reject, rejects) an order waiting for approval, or all of them."""
 
 import argparse
 import asyncio
 
-from temporalio.client import Client, WorkflowHandle
+from temporalio.client import Client
 from temporalio.service import RPCError
 
-from cli import (
-    EXIT_NO,
-    EXIT_OK,
-    QUERY_TIMEOUT,
-    OrderCannotAnswer,
-    UserError,
-    order_status,
-    run,
-    running_order,
-)
+from cli import run
 from connection import connect, load_settings
-from shared import ApprovalState, ApproveOrder, OrderResult, OrderStatus, RejectOrder
+from errors import UserError
+from lookups import QUERY_TIMEOUT, OrderCannotAnswer, OrderHandle, order_status, running_order
+from reports import with_reason
+from shared import ApprovalState, ApproveOrder, OrderStatus, RejectOrder
+from terminal import EXIT_NO, EXIT_OK
 from workflow import OrderWorkflow
-
-OrderHandle = WorkflowHandle[OrderWorkflow, OrderResult]
 
 # A running order acts on a signal within milliseconds: ask it this often which decision stands.
 DECISION_POLL_SECONDS = 0.1
@@ -83,9 +76,9 @@ async def decide(handle: OrderHandle, rejecting: bool, reason: str) -> str:
     if status is not None and status.approval != ApprovalState.PENDING:
         raise UserError(f"order {handle.id} is not waiting for approval: {why_not(status)}")
     if rejecting:
-        await handle.signal(OrderWorkflow.reject_order, args=[RejectOrder(reason)])
+        await handle.signal(OrderWorkflow.reject_order, RejectOrder(reason=reason))
     else:
-        await handle.signal(OrderWorkflow.approve_order, args=[ApproveOrder(reason)])
+        await handle.signal(OrderWorkflow.approve_order, ApproveOrder(reason=reason))
     decision = "rejection" if rejecting else "approval"
 
     # Another approver may have decided first (only the first decision counts), or the wait may
@@ -105,9 +98,9 @@ async def decide(handle: OrderHandle, rejecting: bool, reason: str) -> str:
         return f"Sent the {decision} of order {handle.id}; {waits_for}."
     wanted = ApprovalState.REJECTED if rejecting else ApprovalState.APPROVED
     if decided.approval != wanted or decided.decision_reason != reason:
-        said = f" ({decided.decision_reason})" if decided.decision_reason else ""
         raise UserError(
-            f"order {handle.id} was {decided.approval}{said} by another decision first;"
+            f"order {handle.id} was {with_reason(decided.approval, decided.decision_reason)}"
+            " by another decision first;"
             f" your {decision} did not take effect"
         )
     verb = "Rejected" if rejecting else "Approved"
@@ -116,10 +109,9 @@ async def decide(handle: OrderHandle, rejecting: bool, reason: str) -> str:
 
 def why_not(status: OrderStatus) -> str:
     """Why an order that is still running takes no decision."""
-    said = f" ({status.decision_reason})" if status.decision_reason else ""
     return {
-        ApprovalState.APPROVED: f"it was approved{said}",
-        ApprovalState.REJECTED: f"it was rejected{said}",
+        ApprovalState.APPROVED: f"it was {with_reason('approved', status.decision_reason)}",
+        ApprovalState.REJECTED: f"it was {with_reason('rejected', status.decision_reason)}",
         ApprovalState.TIMED_OUT: "its approval timed out",
         ApprovalState.NOT_REQUIRED: "it needs none, its total being under its approval threshold",
     }.get(status.approval, str(status.approval))

@@ -1,14 +1,22 @@
-"""How OrderWorkflow reads what any Temporal client sends it: strictly, naming every problem."""
+"""How OrderWorkflow meets what any Temporal client sends: Pydantic checks it, the SDK refuses it.
 
-import dataclasses
-import math
+The worker's payload converter is the SDK's Pydantic converter, with one change: a payload that
+does not make the model its handler takes raises a Temporal failure instead of a Python error.
+The SDK then fails the *workflow* for a bad start (not its task, which would retry forever),
+rejects a bad update, and drops a bad signal with a log line. The interceptor below does the
+same for what the converter never sees: the number of arguments.
+"""
+
 import typing
 from collections.abc import Sequence
-from typing import Any, TypeVar
+from typing import Any
 
+from pydantic import BaseModel, ValidationError
 from temporalio import workflow
 from temporalio.api.common.v1 import Payload
-from temporalio.common import RawValue
+from temporalio.contrib.pydantic import PydanticPayloadConverter
+from temporalio.converter import DataConverter
+from temporalio.exceptions import ApplicationError
 from temporalio.worker import (
     ExecuteWorkflowInput,
     HandleQueryInput,
@@ -19,172 +27,101 @@ from temporalio.worker import (
     WorkflowInterceptorClassInput,
 )
 
-from shared import shown
+from errors import OrderError
+from shared import Order
 
-T = TypeVar("T")
-
-NOTHING_SENT = RawValue(Payload())
-"""The default of every handler's argument: what a client that sends no input sends."""
-
-
-class MalformedMessage(ValueError):
-    """A message that cannot be read as the dataclass it should be; `problems` says why."""
-
-    def __init__(self, problems: list[str]) -> None:
-        super().__init__("; ".join(problems))
-        self.problems = problems
+MALFORMED_MESSAGE = "MalformedMessage"
+"""`type` of the failure that refuses a signal or update whose payload is not its model."""
 
 
-@dataclasses.dataclass(frozen=True)
-class TooManyArguments(RawValue):
-    """Stands in for the arguments of a message that came with more than one."""
-
-    count: int = 0
-
-
-def read_message(sent: RawValue, message_type: type[T]) -> T:
-    """The message a client sent as `message_type`; no input or JSON null gives its defaults.
-
-    Reading the raw payload here, not in the SDK, is what keeps a malformed message from
-    failing the workflow task: the SDK would raise before any handler could refuse it.
-    """
-    if isinstance(sent, TooManyArguments):
-        raise MalformedMessage([f"expected one argument, got {sent.count}"])
-    if sent is NOTHING_SENT:
-        try:
-            return from_json(message_type, None)
-        except MalformedMessage:
-            raise MalformedMessage(
-                [f"input: expected an object {shape(message_type)}, got no input"]
-            ) from None
-    try:
-        value = workflow.payload_converter().from_payload(sent.payload)
-    except Exception as err:  # An encoding the worker does not know, or bytes that are not JSON.
-        encoding = sent.payload.metadata.get("encoding", b"none").decode(errors="replace")
-        why = f"not JSON: {err}" if encoding == "json/plain" else f"not JSON (encoding {encoding})"
-        raise MalformedMessage([why]) from err
-    return from_json(message_type, value)
+def problems(err: ValidationError) -> list[str]:
+    """Each problem Pydantic found, named by its field path, such as
+    `items[0].quantity: Input should be greater than or equal to 1 (got -5)`."""
+    found = []
+    for error in err.errors(include_url=False):
+        path = "".join(
+            f"[{part}]" if isinstance(part, int) else f".{part}" for part in error["loc"]
+        )
+        where = path.lstrip(".") or "input"
+        said = error["type"] == "missing" or "(got " in error["msg"]
+        got = "" if said else f" (got {_brief(error['input'])})"
+        found.append(f"{where}: {error['msg']}{got}")
+    return found
 
 
-def from_json(message_type: type[T], value: object) -> T:
-    """Builds `message_type` from a JSON value, checking every field's type; unknown keys are
-    ignored. Stricter than the SDK's converter: a bool or 2.5 is no whole number here."""
-    problems: list[str] = []
-    if value is None and _all_fields_have_defaults(message_type):
-        value = {}
-    message = _convert(message_type, value, "", problems)
-    if problems:
-        raise MalformedMessage(problems)
-    return typing.cast(T, message)
+def refusal(type_hint: Any, why: str) -> ApplicationError:
+    """The failure that refuses a payload meant to be `type_hint`: InvalidOrder for an order,
+    and for a message, the JSON its handler takes (e.g. {"reason": string (optional)})."""
+    model = _model_of(type_hint)
+    if model is Order:
+        return ApplicationError(
+            f"Invalid order: {why}", type=OrderError.INVALID_ORDER, non_retryable=True
+        )
+    if model is None:
+        return ApplicationError(why, type=MALFORMED_MESSAGE, non_retryable=True)
+    bare = " or nothing" if _optional(type_hint) else ""
+    return ApplicationError(
+        f"expected {shape(model)}{bare}: {why}", type=MALFORMED_MESSAGE, non_retryable=True
+    )
 
 
-def shape(message_type: type) -> str:
-    """The JSON a client should send, e.g. {"reason": string}, for error messages."""
-    hints = typing.get_type_hints(message_type)
+def shape(model: type[BaseModel]) -> str:
+    """The JSON a client should send, such as {"reason": string (optional)}."""
+    names: dict[object, str] = {
+        str: "string",
+        int: "whole number",
+        float: "number",
+        bool: "true or false",
+    }
     fields = ", ".join(
-        f'"{field.name}": {_type_name(hints[field.name])}'
-        + ("" if _required(field) else " (optional)")
-        for field in dataclasses.fields(message_type)
+        f'"{name}": {names.get(field.annotation, "value")}'
+        + ("" if field.is_required() else " (optional)")
+        for name, field in model.model_fields.items()
     )
     return "{" + fields + "}"
 
 
-def _required(field: dataclasses.Field[Any]) -> bool:
-    return field.default is dataclasses.MISSING and field.default_factory is dataclasses.MISSING
+class StrictPayloadConverter(PydanticPayloadConverter):
+    """The SDK's Pydantic converter, refusing with a Temporal failure what it cannot convert."""
 
+    def from_payloads(
+        self, payloads: Sequence[Payload], type_hints: list[type] | None = None
+    ) -> list[Any]:
+        hints: list[Any] = list(type_hints) if type_hints else [None] * len(payloads)
+        return [self._read(payload, hint) for payload, hint in zip(payloads, hints, strict=True)]
 
-def _all_fields_have_defaults(message_type: type) -> bool:
-    return not any(_required(field) for field in dataclasses.fields(message_type))
-
-
-def _convert(hint: Any, value: object, path: str, problems: list[str]) -> object:
-    """The value as `hint`, or None after adding a problem named by its path."""
-    where = path or "input"
-    if dataclasses.is_dataclass(hint) and isinstance(hint, type):
-        if not isinstance(value, dict):
-            problems.append(f"{where}: expected an object {shape(hint)}, got {_kind(value)}")
-            return None
-        hints = typing.get_type_hints(hint)
-        fields: dict[str, object] = {}
-        for field in dataclasses.fields(hint):
-            field_path = f"{path}.{field.name}" if path else field.name
-            if field.name in value:
-                fields[field.name] = _convert(
-                    hints[field.name], value[field.name], field_path, problems
-                )
-            elif _required(field):
-                problems.append(f"{field_path}: missing")
-        return None if problems else hint(**fields)
-    if typing.get_origin(hint) is list:
-        if not isinstance(value, list):
-            problems.append(f"{where}: expected a list, got {_kind(value)}")
-            return None
-        (item_hint,) = typing.get_args(hint)
-        return [
-            _convert(item_hint, item, f"{where}[{i}]", problems) for i, item in enumerate(value)
-        ]
-    if hint is str and isinstance(value, str):
-        return value
-    if hint is bool and isinstance(value, bool):
-        return value
-    if hint is int and _is_whole_number(value):
-        return int(typing.cast(float, value))
-    if hint is float and isinstance(value, int | float) and not isinstance(value, bool):
+    def _read(self, payload: Payload, type_hint: Any) -> Any:
         try:
-            return float(value)
-        except OverflowError:  # A whole number of hundreds of digits: beyond any float.
-            problems.append(f"{where}: expected a number in range, got {_kind(value)}")
-            return None
-    problems.append(f"{where}: expected {_type_name(hint)}, got {_kind(value)}")
-    return None
+            value = super().from_payloads([payload], [type_hint] if type_hint else None)[0]
+        except ValidationError as err:
+            raise refusal(type_hint, "; ".join(problems(err))) from None
+        except Exception:  # An encoding this converter does not know, such as ciphertext.
+            value = _UNREADABLE
+        model = _model_of(type_hint)
+        # Another encoding than JSON (binary/null, binary/plain) converts without Pydantic.
+        if value is _UNREADABLE or (
+            model is not None
+            and not isinstance(value, model)
+            and not (value is None and _optional(type_hint))
+        ):
+            encoding = payload.metadata.get("encoding", b"none").decode(errors="replace")[:40]
+            printable = "".join(c if c.isprintable() else "?" for c in encoding)
+            raise refusal(type_hint, f"not JSON (encoding {printable})")
+        return value
 
 
-def _is_whole_number(value: object) -> bool:
-    if isinstance(value, bool):
-        return False
-    if isinstance(value, int):
-        return True
-    return isinstance(value, float) and math.isfinite(value) and value.is_integer()
+_UNREADABLE = object()
 
 
-def _type_name(hint: Any) -> str:
-    if typing.get_origin(hint) is list:
-        return f"[{_type_name(typing.get_args(hint)[0])}, ...]"
-    if dataclasses.is_dataclass(hint) and isinstance(hint, type):
-        return shape(hint)
-    names = {str: "string", int: "whole number", float: "number", bool: "true or false"}
-    if hint in names:
-        return names[hint]
-    return getattr(hint, "__name__", str(hint))
-
-
-def _kind(value: object) -> str:
-    """What a JSON value is, briefly, for an error message (never the whole value)."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float):
-        return shown(value)
-    if isinstance(value, str):
-        return f"string {value[:20]!r}" + ("..." if len(value) > 20 else "")
-    if isinstance(value, list):
-        return f"a list of {len(value)}"
-    if isinstance(value, dict):
-        return "an object"
-    return type(value).__name__
-
-
-# --- Argument count ------------------------------------------------------------------------------
+PLAIN = DataConverter(payload_converter_class=StrictPayloadConverter)
+"""This converter without encryption: for ORDER_ENCRYPTION=off, tests and replays."""
 
 
 class OneArgumentPerMessage(Interceptor):
-    """Lets OrderWorkflow judge a message sent with more than one argument.
+    """Refuses a start, signal or update that came with a number of arguments its handler cannot
+    take, as the SDK refuses a malformed one; queries drop any arguments sent.
 
-    The SDK calls a handler with every argument a client sent, so two arguments to a
-    one-argument handler raise TypeError and fail the workflow task. This hands the handler a
-    TooManyArguments instead, which read_message refuses like any other malformed message.
-    Queries take no arguments: any sent are dropped.
+    The SDK would call the handler all the same, and the TypeError would fail the workflow task.
     """
 
     def workflow_interceptor_class(
@@ -193,27 +130,69 @@ class OneArgumentPerMessage(Interceptor):
         return _OneArgument
 
 
-def _one(args: Sequence[Any]) -> Sequence[Any]:
-    return [TooManyArguments(Payload(), len(args))] if len(args) > 1 else args
+def _count_problem(args: Sequence[Any], optional: bool) -> str | None:
+    if len(args) > 1:
+        return f"expected one argument, got {len(args)}"
+    if not args and not optional:
+        return "got no input"
+    return None
 
 
 class _OneArgument(WorkflowInboundInterceptor):
     async def execute_workflow(self, input: ExecuteWorkflowInput) -> Any:
-        input.args = _one(input.args)
+        if problem := _count_problem(input.args, optional=False):
+            raise refusal(_first_parameter(input.run_fn), f"input: {problem}")
         return await super().execute_workflow(input)
 
     async def handle_signal(self, input: HandleSignalInput) -> None:
-        input.args = _one(input.args)
+        if problem := _count_problem(input.args, optional=True):
+            workflow.logger.warning(
+                "Order %s: ignored %s signal, %s",
+                workflow.info().workflow_id,
+                input.signal,
+                problem,
+            )
+            return
         await super().handle_signal(input)
 
     def handle_update_validator(self, input: HandleUpdateInput) -> None:
-        input.args = _one(input.args)
+        if problem := _count_problem(input.args, optional=True):
+            raise ApplicationError(f"{input.update}: {problem}", type=MALFORMED_MESSAGE)
         super().handle_update_validator(input)
-
-    async def handle_update_handler(self, input: HandleUpdateInput) -> Any:
-        input.args = _one(input.args)
-        return await super().handle_update_handler(input)
 
     async def handle_query(self, input: HandleQueryInput) -> Any:
         input.args = []
         return await super().handle_query(input)
+
+
+def _first_parameter(function: Any) -> Any:
+    hints = typing.get_type_hints(function)
+    hints.pop("return", None)
+    return next(iter(hints.values()), None)
+
+
+def _model_of(type_hint: Any) -> type[BaseModel] | None:
+    """The model in `X` or `X | None`, if any."""
+    for candidate in (type_hint, *typing.get_args(type_hint)):
+        if isinstance(candidate, type) and issubclass(candidate, BaseModel):
+            return candidate
+    return None
+
+
+def _optional(type_hint: Any) -> bool:
+    """Whether `type_hint` is `X | None`."""
+    return type(None) in typing.get_args(type_hint)
+
+
+def _brief(value: object) -> str:
+    """A value a client sent, briefly, for an error message (never a whole object)."""
+    if isinstance(value, bool) or value is None:
+        return str(value).lower() if value is not None else "null"
+    if isinstance(value, int | float):
+        text = repr(value)
+        return text if len(text) <= 20 else f"a number of {len(text)} digits"
+    if isinstance(value, str):
+        return repr(value[:20]) + ("..." if len(value) > 20 else "")
+    if isinstance(value, list):
+        return f"a list of {len(value)}"
+    return "an object" if isinstance(value, dict) else type(value).__name__

@@ -1,12 +1,10 @@
 """A deliberately broken deploy of OrderWorkflow, run by `./worker.py --workflow-bug`."""
 
 from temporalio import workflow
-from temporalio.common import RawValue
 
 from workflow import OrderWorkflow
 
 with workflow.unsafe.imports_passed_through():
-    from boundary import NOTHING_SENT
     from shared import Order, OrderResult, Reservation
 
 
@@ -20,8 +18,8 @@ class BuggyOrderWorkflow(OrderWorkflow):
     """
 
     @workflow.run
-    async def run(self, sent: RawValue = NOTHING_SENT) -> OrderResult:
-        return await super().run(sent)
+    async def run(self, order: Order) -> OrderResult:
+        return await super().run(order)
 
     async def _reserve_inventory(self, order: Order) -> Reservation:
         raise RuntimeError("workflow bug!")

@@ -1,7 +1,7 @@
 #!/usr/bin/env -S uv run --script
 # /// script
 # requires-python = ">=3.11"
-# dependencies = ["temporalio==1.35.0", "cryptography==50.0.2"]
+# dependencies = ["temporalio==1.35.0", "pydantic==2.14.4", "cryptography==50.0.2"]
 # ///
 """Cancels an order that has not started delivery, and shows what was given back."""
 
@@ -10,17 +10,13 @@ import asyncio
 
 from temporalio.client import WorkflowFailureError, WorkflowUpdateFailedError
 
-from cli import (
-    EXIT_OK,
-    NO_WORKER_SECONDS,
-    UserError,
-    describe_compensations,
-    failure_reason,
-    run,
-    running_order,
-)
+from cli import run
 from connection import connect, load_settings
+from errors import UserError
+from lookups import NO_WORKER_SECONDS, failure_reason, running_order
+from reports import describe_compensations
 from shared import CancelOrder
+from terminal import EXIT_OK
 from workflow import OrderWorkflow
 
 
@@ -38,7 +34,7 @@ async def main() -> int:
     # An update, not a signal: the order itself accepts or refuses, and the caller hears which.
     try:
         accepted = await asyncio.wait_for(
-            handle.execute_update(OrderWorkflow.cancel_order, args=[CancelOrder(args.reason)]),
+            handle.execute_update(OrderWorkflow.cancel_order, CancelOrder(reason=args.reason)),
             NO_WORKER_SECONDS,
         )
     except WorkflowUpdateFailedError as err:

@@ -12,14 +12,9 @@ from pathlib import Path
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from temporalio.api.common.v1 import Payload
-from temporalio.converter import (
-    DataConverter,
-    DefaultFailureConverterWithEncodedAttributes,
-    PayloadCodec,
-)
+from temporalio.converter import PayloadCodec
 
-from cli import UserError
-from services import DATA_DIR
+from errors import UserError
 
 ENCODING = b"binary/encrypted"
 KEY_ID = "encryption-key-id"
@@ -148,16 +143,9 @@ def create_key_file(path: Path) -> None:
         os.unlink(temporary)
 
 
-def data_converter(data_dir: Path = DATA_DIR) -> DataConverter:
-    """The converter of every client and worker of the orders: encrypting unless ORDER_ENCRYPTION
-    is off. Its keys come from ORDER_ENCRYPTION_KEY_FILE, else from a key file in `data_dir`
-    made on first use.
-    """
-    setting = os.environ.get("ORDER_ENCRYPTION", "on")
-    if setting == "off":
-        return DataConverter.default
-    if setting != "on":
-        raise EncryptionError(f"ORDER_ENCRYPTION must be on or off, not {setting!r}")
+def key_file(data_dir: Path) -> Path:
+    """ORDER_ENCRYPTION_KEY_FILE, else the key file in `data_dir`, made with a new key if there
+    is none yet."""
     named = os.environ.get("ORDER_ENCRYPTION_KEY_FILE")
     # A file named by the user must exist: a typo must not start a second, unknown key.
     path = Path(named) if named else data_dir / KEY_FILE_NAME
@@ -166,9 +154,4 @@ def data_converter(data_dir: Path = DATA_DIR) -> DataConverter:
             create_key_file(path)
         except OSError as err:
             raise EncryptionError(f"cannot create the encryption key file: {err}") from err
-    return DataConverter(
-        payload_codec=EncryptionCodec.from_key_file(path),
-        # The failures' messages and stack traces (such as "card expired 12/23") go into an
-        # encoded payload too, instead of in clear beside it.
-        failure_converter_class=DefaultFailureConverterWithEncodedAttributes,
-    )
+    return path

@@ -9,6 +9,7 @@ from urllib.parse import urlsplit
 
 from google.protobuf import json_format
 from temporalio.api.common.v1 import Payload, Payloads
+from temporalio.converter import PayloadCodec
 
 from codec import EncryptionCodec, EncryptionError
 
@@ -134,3 +135,28 @@ class _Handler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: object) -> None:
         """Silent: a line per request would bury the worker's log of orders."""
+
+
+def serve_codec(codec: PayloadCodec | None, port: int, web_ui: str | None) -> CodecServer | None:
+    """Serves the codec for the Web UI and the CLI, unless it is off or its port is taken."""
+    if not isinstance(codec, EncryptionCodec):
+        print("Encryption is off (ORDER_ENCRYPTION=off): orders are stored in clear.", flush=True)
+        return None
+    if port == 0:
+        return None
+    try:
+        server = CodecServer(codec, port, ui_origins(web_ui))
+    except OSError as err:
+        # Not fatal: with several workers on one machine, the first one serves the codec.
+        print(
+            f"Codec server not started: localhost:{port}: {err.strerror}."
+            " Another worker may serve it; otherwise choose a free --codec-port.",
+            flush=True,
+        )
+        return None
+    print(
+        f"Codec server on {server.endpoint}: the Web UI and `temporal --codec-endpoint`"
+        " decrypt orders through it.",
+        flush=True,
+    )
+    return server

@@ -14,10 +14,12 @@ from temporalio.converter import DataConverter
 from temporalio.envconfig import ClientConfigProfile, ClientConnectConfig
 from temporalio.runtime import Runtime
 
-from cli import UserError
-from codec import data_converter
-from services import DATA_DIR
-from shared import TASK_QUEUE
+from converter import data_converter
+from data_dir import DATA_DIR
+from errors import UserError
+
+TASK_QUEUE = "order-fulfilment"
+"""Default task queue; the scripts let ORDER_TASK_QUEUE override it."""
 
 LOCAL_HOST, LOCAL_PORT, LOCAL_UI_PORT = "localhost", 7233, 8233
 LOCAL_ADDRESS = f"{LOCAL_HOST}:{LOCAL_PORT}"

@@ -6,13 +6,12 @@
 """Prints what the simulated services really did, per order: the proof of exactly-once."""
 
 import argparse
-import os
-import signal
-import sys
 from collections import Counter
 from itertools import groupby
 
+from errors import UserError
 from services import Ledger, ledger_path
+from terminal import EXIT_OK, finish
 
 
 def main() -> int:
@@ -21,14 +20,12 @@ def main() -> int:
     args = parser.parse_args()
     path = ledger_path()
     if not path.exists():
-        print(f"error: no ledger at {path} yet; run an order first", file=sys.stderr)
-        return 1
+        raise UserError(f"no ledger at {path} yet; run an order first")
     ledger = Ledger(path)
     effects = ledger.effects(args.order_id)
     ledger.close()
     if not effects:
-        print(f"error: the ledger has nothing for {args.order_id}", file=sys.stderr)
-        return 1
+        raise UserError(f"the ledger has nothing for {args.order_id}")
     for order_id, group in groupby(
         sorted(effects, key=lambda e: (e.order_id, e.created_at)), key=lambda e: e.order_id
     ):
@@ -38,12 +35,8 @@ def main() -> int:
         for effect in order_effects:
             repeats = f"  (asked {effect.requests} times)" if effect.requests > 1 else ""
             print(f"  {effect.created_at}  {effect.kind:<13} {effect.detail}{repeats}")
-    return 0
+    return EXIT_OK
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except BrokenPipeError:  # `| head`: the reader has what it wanted (as in cli.run).
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        sys.exit(128 + signal.SIGPIPE)
+    finish(main)

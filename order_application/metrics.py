@@ -8,6 +8,8 @@ from datetime import timedelta
 from temporalio import workflow
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 
+from errors import UserError
+
 ORDERS_COMPLETED = "orders_completed"
 ORDERS_FAILED = "orders_failed"
 APPROVAL_WAIT = "order_approval_wait_seconds"
@@ -18,19 +20,22 @@ APPROVAL_WAIT_BUCKETS = [1, 5, 15, 30, 60, 300, 900, 3600, 4 * 3600, 24 * 3600, 
 
 
 def prometheus_runtime(bind_address: str) -> Runtime:
-    """A runtime whose metrics, the SDK's and the orders', are served at http://ADDRESS/metrics.
-
-    Raises ValueError if the address cannot be bound.
-    """
-    return Runtime(
-        telemetry=TelemetryConfig(
-            metrics=PrometheusConfig(
-                bind_address=bind_address,
-                durations_as_seconds=True,
-                histogram_bucket_overrides={APPROVAL_WAIT: APPROVAL_WAIT_BUCKETS},
+    """A runtime whose metrics, the SDK's and the orders', are served at http://ADDRESS/metrics;
+    a UserError if the address cannot be bound."""
+    try:
+        runtime = Runtime(
+            telemetry=TelemetryConfig(
+                metrics=PrometheusConfig(
+                    bind_address=bind_address,
+                    durations_as_seconds=True,
+                    histogram_bucket_overrides={APPROVAL_WAIT: APPROVAL_WAIT_BUCKETS},
+                )
             )
         )
-    )
+    except ValueError as err:  # Such as: Failed starting Prometheus exporter: Address in use
+        raise UserError(f"cannot serve metrics on {bind_address}: {err}") from err
+    print(f"Metrics on http://{bind_address}/metrics (Prometheus text).", flush=True)
+    return runtime
 
 
 # --- Recorded from inside OrderWorkflow ----------------------------------------------------------

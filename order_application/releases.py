@@ -1,13 +1,11 @@
 """The releases of OrderWorkflow that `./worker.py --release` runs: 1, 2, and 2 unpatched."""
 
 from temporalio import workflow
-from temporalio.common import RawValue
 
 from workflow import OrderWorkflow
 
 with workflow.unsafe.imports_passed_through():
-    from boundary import NOTHING_SENT
-    from shared import OrderResult
+    from shared import Order, OrderResult
 
 
 @workflow.defn(name="OrderWorkflow")
@@ -15,8 +13,8 @@ class OrderWorkflowRelease1(OrderWorkflow):
     """The deploy before the fraud re-check: no step, and no patch marker in any history."""
 
     @workflow.run
-    async def run(self, sent: RawValue = NOTHING_SENT) -> OrderResult:
-        return await super().run(sent)
+    async def run(self, order: Order) -> OrderResult:
+        return await super().run(order)
 
     def _has_fraud_recheck(self) -> bool:
         return False
@@ -28,8 +26,8 @@ class OrderWorkflowUnpatched(OrderWorkflow):
     replay of one that passed that point on release 1, whose history then no longer matches."""
 
     @workflow.run
-    async def run(self, sent: RawValue = NOTHING_SENT) -> OrderResult:
-        return await super().run(sent)
+    async def run(self, order: Order) -> OrderResult:
+        return await super().run(order)
 
     def _has_fraud_recheck(self) -> bool:
         return True

@@ -1,7 +1,7 @@
 #!/usr/bin/env -S uv run --script
 # /// script
 # requires-python = ">=3.11"
-# dependencies = ["temporalio==1.35.0", "cryptography==50.0.2"]
+# dependencies = ["temporalio==1.35.0", "pydantic==2.14.4", "cryptography==50.0.2"]
 # ///
 """Creates, lists or deletes a Temporal Schedule that places an order every N seconds."""
 
@@ -19,16 +19,13 @@ from temporalio.client import (
 )
 from temporalio.service import RPCError, RPCStatusCode
 
-from cli import (
-    EXIT_OK,
-    UserError,
-    add_order_arguments,
-    order_from_arguments,
-    positive_seconds,
-    run,
-)
+from cli import run
 from connection import connect, load_settings
-from shared import Order, format_cents
+from errors import UserError
+from order_options import add_order_arguments, order_from_arguments, positive_seconds
+from rules import format_cents
+from shared import Order
+from terminal import EXIT_OK
 from workflow import OrderWorkflow
 
 DEFAULT_SCHEDULE_ID = "order-schedule"
@@ -55,7 +52,7 @@ async def create(client: Client, args: argparse.Namespace, task_queue: str) -> N
     schedule = Schedule(
         # Each run's workflow ID is this ID plus the scheduled time, so every order is its own.
         action=ScheduleActionStartWorkflow(
-            OrderWorkflow.run, args=[order], id=f"{args.schedule_id}-order", task_queue=task_queue
+            OrderWorkflow.run, order, id=f"{args.schedule_id}-order", task_queue=task_queue
         ),
         spec=ScheduleSpec(intervals=[ScheduleIntervalSpec(every=timedelta(seconds=args.every))]),
     )

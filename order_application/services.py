@@ -7,11 +7,13 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from shared import LineItem, ServiceUnavailableError
+from data_dir import DATA_DIR
+from errors import AlreadyUndoneError, OutOfStockError, ServiceUnavailableError
 
-DATA_DIR = Path(os.environ.get("ORDER_DATA_DIR", Path(__file__).resolve().parent / ".data"))
-"""Local state (git-ignored): the ledger and the embedded dev server's database and log."""
+if TYPE_CHECKING:  # ledger.py reads the ledger with no dependencies at all.
+    from shared import LineItem
 
 DEFAULT_SERVICE_DELAY = 0.5
 """Seconds each simulated service call takes unless ORDER_SERVICE_DELAY says otherwise."""
@@ -26,15 +28,6 @@ ORDER_LIMIT_CENTS = 1_000_000
 """The fraud check denies any order over $10,000.00."""
 
 OUT_OF_STOCK_SKUS = frozenset({"SOLD-OUT"})
-
-
-class OutOfStockError(Exception):
-    """An item cannot be reserved; retrying will not help."""
-
-
-class AlreadyUndoneError(Exception):
-    """The order's charge or reservation was undone before: a run of the order again (a Reset)
-    must not take the old one as its own, and needs a new order ID."""
 
 
 @dataclass(frozen=True)
@@ -164,7 +157,7 @@ class Services:
         return self.ledger.record(f"{order_id}/refund", order_id, "refund", _new_id("refund"))
 
     # Inventory.
-    async def reserve(self, order_id: str, items: list[LineItem]) -> str:
+    async def reserve(self, order_id: str, items: list["LineItem"]) -> str:
         await self._network()
         if self._inventory_down:
             raise ServiceUnavailableError("inventory service is down")

@@ -1,38 +1,30 @@
-"""Messages, states and constants shared by the workflow, the activities and the scripts."""
+"""The messages of OrderWorkflow and its activities, as Pydantic models, with their states.
 
-import math
-import re
-from dataclasses import dataclass, field
+Every Temporal client (the scripts, the CLI, the Web UI, another SDK) sends and reads these as
+JSON. The bounds are declared on the fields, once: the starter checks an order against them
+before it places it, and the worker's converter checks whatever arrives (see boundary.py).
+"""
+
 from datetime import date
 from enum import StrEnum
+from typing import Annotated
 
-TASK_QUEUE = "order-fulfilment"
-"""Default task queue; the scripts let ORDER_TASK_QUEUE override it."""
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic_core import PydanticCustomError
 
-DEFAULT_APPROVAL_TIMEOUT_SECONDS = 30.0
-
-# What an order may hold. Any Temporal client can start one, so the workflow refuses what no
-# shop would take: these bounds also keep every amount well inside a signed 64-bit integer, for
-# clients written in other languages.
-MAX_LINE_ITEMS = 100
-MAX_QUANTITY = 1_000
-MAX_UNIT_PRICE_CENTS = 10_000_000  # $100,000.00
-MAX_TOTAL_CENTS = 1_000_000_000  # $10,000,000.00
-MAX_TEXT_LENGTH = 500
-# An approval wait shorter than a second is no wait at all: the order would charge, then refund.
-MIN_APPROVAL_TIMEOUT_SECONDS = 1.0
-MAX_APPROVAL_TIMEOUT_SECONDS = 7 * 24 * 3600.0
-MAX_OUTAGE_ATTEMPTS = 100
-
-CATALOG = {
-    "T-SHIRT": 2_500,
-    "STICKERS": 500,
-    "MUG": 1_200,
-    "HOODIE": 6_000,
-    "LAPTOP": 149_900,
-    "SOLD-OUT": 999,
-}
-"""Unit prices in cents by SKU. SOLD-OUT is never in stock."""
+from rules import (
+    DEFAULT_APPROVAL_TIMEOUT_SECONDS,
+    MAX_APPROVAL_TIMEOUT_SECONDS,
+    MAX_LINE_ITEMS,
+    MAX_OUTAGE_ATTEMPTS,
+    MAX_QUANTITY,
+    MAX_TEXT_LENGTH,
+    MAX_TOTAL_CENTS,
+    MAX_UNIT_PRICE_CENTS,
+    MIN_APPROVAL_TIMEOUT_SECONDS,
+    format_cents,
+    parse_card_expiry,
+)
 
 
 class OrderStep(StrEnum):
@@ -60,268 +52,177 @@ class ApprovalState(StrEnum):
     TIMED_OUT = "timed out"
 
 
-class OrderError(StrEnum):
-    """`type` of every ApplicationError that ends an order, so callers can branch on it."""
+class Message(BaseModel):
+    """Strict (2.5 is no quantity, "2" no number), frozen, and deaf to keys it does not know, so
+    a newer client's extra fields do no harm."""
 
-    INVALID_ORDER = "InvalidOrder"
-    CARD_EXPIRED = "CardExpired"
-    INVALID_CARD = "InvalidCard"
-    POLICY_DENIED = "PolicyDenied"
-    OUT_OF_STOCK = "OutOfStock"
-    APPROVAL_TIMED_OUT = "ApprovalTimedOut"
-    REJECTED = "OrderRejected"
-    CANCELLED = "OrderCancelled"
-    ALREADY_UNDONE = "AlreadyUndone"
+    model_config = ConfigDict(strict=True, frozen=True, extra="ignore")
 
 
-class ServiceUnavailableError(Exception):
-    """A downstream service did not answer; always worth retrying."""
+def _not_blank(text: str) -> str:
+    if not text.strip():
+        raise PydanticCustomError("blank", "must not be blank")
+    return text
+
+
+def _card_expiry(text: str) -> str:
+    try:
+        parse_card_expiry(text)
+    except ValueError as err:
+        raise PydanticCustomError("card_expiry", str(err)) from None
+    return text
+
+
+Text = Annotated[str, Field(min_length=1, max_length=MAX_TEXT_LENGTH), AfterValidator(_not_blank)]
+Cents = Annotated[int, Field(ge=0, le=MAX_TOTAL_CENTS)]
 
 
 # --- The order -----------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class LineItem:
-    sku: str
-    quantity: int
-    unit_price_cents: int
+class LineItem(Message):
+    sku: Text
+    quantity: Annotated[int, Field(ge=1, le=MAX_QUANTITY)]
+    unit_price_cents: Annotated[int, Field(ge=0, le=MAX_UNIT_PRICE_CENTS)]
 
     @property
     def total_cents(self) -> int:
         return self.quantity * self.unit_price_cents
 
 
-@dataclass(frozen=True)
-class Order:
+class Order(Message):
     """Input of OrderWorkflow. The workflow ID is the order ID (and the idempotency key)."""
 
-    customer: str
-    items: list[LineItem]
-    shipping_address: str
-    card_expiry: str
-    """MM/YY; the card is valid through the end of that month."""
-    approval_timeout_seconds: float = DEFAULT_APPROVAL_TIMEOUT_SECONDS
-    approval_threshold_cents: int = 0
-    """Orders whose total is below this skip the approval wait; 0 means every order waits."""
-    pack: bool = False
-    """Pack the items one by one (with heartbeat checkpoints) before delivery."""
-    inventory_outage_attempts: int = 0
-    """Demo switch: the inventory service is down for this many attempts of this order."""
+    customer: Text
+    items: Annotated[list[LineItem], Field(min_length=1, max_length=MAX_LINE_ITEMS)]
+    shipping_address: Text
+    card_expiry: Annotated[
+        str,
+        AfterValidator(_card_expiry),
+        Field(description="MM/YY; the card is valid through the end of that month."),
+    ]
+    approval_timeout_seconds: Annotated[
+        float,
+        Field(
+            ge=MIN_APPROVAL_TIMEOUT_SECONDS, le=MAX_APPROVAL_TIMEOUT_SECONDS, allow_inf_nan=False
+        ),
+    ] = DEFAULT_APPROVAL_TIMEOUT_SECONDS
+    approval_threshold_cents: Annotated[
+        Cents, Field(description="Orders whose total is below this skip the approval wait.")
+    ] = 0
+    pack: Annotated[bool, Field(description="Pack the items one by one before delivery.")] = False
+    inventory_outage_attempts: Annotated[
+        int,
+        Field(
+            ge=0,
+            le=MAX_OUTAGE_ATTEMPTS,
+            description="Demo switch: the inventory service is down for this many attempts.",
+        ),
+    ] = 0
 
     @property
     def total_cents(self) -> int:
         return sum(item.total_cents for item in self.items)
 
+    @property
+    def needs_approval(self) -> bool:
+        """Whether a person must approve the order before it ships."""
+        return self.total_cents >= self.approval_threshold_cents
 
-def shown(number: float) -> str:
-    """A number for an error message, briefly: a client may send one of thousands of digits."""
-    text = repr(number)
-    return text if len(text) <= 20 else f"a number of {len(text)} digits"
-
-
-def format_cents(cents: int) -> str:
-    return f"${cents // 100:,}.{cents % 100:02d}"
-
-
-_AMOUNT = re.compile(r"\$?([0-9]{1,9})(?:\.([0-9]{2}))?")
-
-
-def parse_cents(text: str) -> int:
-    """Parses a dollar amount such as 100, 99.95 or $1,250.00 into integer cents."""
-    match = _AMOUNT.fullmatch(text.strip().replace(",", ""))
-    if not match:
-        raise ValueError(f"amount must be dollars with optional cents, e.g. 99.95 (got {text!r})")
-    return int(match[1]) * 100 + int(match[2] or 0)
-
-
-# --- Card expiry ---------------------------------------------------------------------------------
-
-_EXPIRY = re.compile(r"([0-9]{2})/([0-9]{2})")
-
-
-@dataclass(frozen=True, order=True)
-class CardExpiry:
-    year: int
-    month: int
-
-    def __str__(self) -> str:
-        return f"{self.month:02d}/{self.year % 100:02d}"
-
-    def is_expired(self, today: date) -> bool:
-        """A card works through the last day of its expiry month."""
-        return (self.year, self.month) < (today.year, today.month)
-
-
-def parse_card_expiry(text: str) -> CardExpiry:
-    """Parses MM/YY (e.g. 12/30); raises ValueError on anything else."""
-    match = _EXPIRY.fullmatch(text.strip())
-    if not match:
-        raise ValueError(f"card expiry must be MM/YY, e.g. 12/30 (got {text!r})")
-    month, year = int(match[1]), int(match[2])
-    if not 1 <= month <= 12:
-        raise ValueError(f"card expiry month must be 01 to 12 (got {text!r})")
-    return CardExpiry(year=2000 + year, month=month)
-
-
-# --- Checking an order ---------------------------------------------------------------------------
-
-
-def order_problems(order: Order) -> list[str]:
-    """Everything wrong with an order, or nothing: the one check the starter makes before
-    placing an order and the workflow makes before any effect, whoever started it."""
-    problems: list[str] = []
-    texts = (("customer", order.customer), ("shipping_address", order.shipping_address))
-    for name, text in texts:
-        if not text.strip() or len(text) > MAX_TEXT_LENGTH:
-            problems.append(f"{name}: must be 1 to {MAX_TEXT_LENGTH} characters")
-    if not order.items:
-        problems.append("items: an order needs at least one item")
-    if len(order.items) > MAX_LINE_ITEMS:
-        problems.append(f"items: at most {MAX_LINE_ITEMS} line items")
-    for i, item in enumerate(order.items):
-        if not item.sku.strip() or len(item.sku) > MAX_TEXT_LENGTH:
-            problems.append(f"items[{i}].sku: must be 1 to {MAX_TEXT_LENGTH} characters")
-        if not 1 <= item.quantity <= MAX_QUANTITY:
-            problems.append(
-                f"items[{i}].quantity: must be 1 to {MAX_QUANTITY} (got {shown(item.quantity)})"
+    @model_validator(mode="after")
+    def _total_within_limit(self) -> "Order":
+        if self.total_cents > MAX_TOTAL_CENTS:
+            raise PydanticCustomError(
+                "total",
+                "the total may be at most {limit} (got {total})",
+                {"limit": format_cents(MAX_TOTAL_CENTS), "total": format_cents(self.total_cents)},
             )
-        if not 0 <= item.unit_price_cents <= MAX_UNIT_PRICE_CENTS:
-            problems.append(
-                f"items[{i}].unit_price_cents: must be 0 to {MAX_UNIT_PRICE_CENTS}"
-                f" (got {shown(item.unit_price_cents)})"
-            )
-    if not problems and order.total_cents > MAX_TOTAL_CENTS:
-        problems.append(
-            f"total: at most {format_cents(MAX_TOTAL_CENTS)}"
-            f" (got {format_cents(order.total_cents)})"
-        )
-    try:
-        parse_card_expiry(order.card_expiry)
-    except ValueError as err:
-        problems.append(f"card_expiry: {err}")
-    timeout = order.approval_timeout_seconds
-    if not (
-        math.isfinite(timeout)
-        and MIN_APPROVAL_TIMEOUT_SECONDS <= timeout <= MAX_APPROVAL_TIMEOUT_SECONDS
-    ):
-        problems.append(
-            f"approval_timeout_seconds: must be {MIN_APPROVAL_TIMEOUT_SECONDS:.0f} to"
-            f" {MAX_APPROVAL_TIMEOUT_SECONDS:.0f} seconds (7 days) (got {shown(timeout)})"
-        )
-    if not 0 <= order.approval_threshold_cents <= MAX_TOTAL_CENTS:
-        problems.append(
-            f"approval_threshold_cents: must be 0 to {MAX_TOTAL_CENTS}"
-            f" (got {shown(order.approval_threshold_cents)})"
-        )
-    if not 0 <= order.inventory_outage_attempts <= MAX_OUTAGE_ATTEMPTS:
-        problems.append(
-            f"inventory_outage_attempts: must be 0 to {MAX_OUTAGE_ATTEMPTS}"
-            f" (got {shown(order.inventory_outage_attempts)})"
-        )
-    return problems
+        return self
 
 
 # --- Activity inputs and results -----------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class PolicyCheck:
+class PolicyCheck(Message):
     order_id: str
     customer: str
     total_cents: int
 
 
-@dataclass(frozen=True)
-class PolicyDecision:
+class PolicyDecision(Message):
     approved: bool
     reason: str = ""
 
 
-@dataclass(frozen=True)
-class PaymentRequest:
+class PaymentRequest(Message):
     order_id: str
     customer: str
     amount_cents: int
     card_expiry: str
 
 
-@dataclass(frozen=True)
-class Payment:
+class Payment(Message):
     transaction_id: str
     amount_cents: int
 
 
-@dataclass(frozen=True)
-class ReservationRequest:
+class ReservationRequest(Message):
     order_id: str
     items: list[LineItem]
     outage_attempts: int = 0
 
 
-@dataclass(frozen=True)
-class Reservation:
+class Reservation(Message):
     reservation_id: str
 
 
-@dataclass(frozen=True)
-class PackingRequest:
+class PackingRequest(Message):
     order_id: str
     items: list[LineItem]
 
 
-@dataclass(frozen=True)
-class Packing:
+class Packing(Message):
     slip_id: str
     units_packed: int
 
 
-@dataclass(frozen=True)
-class PackingCheckpoint:
+class PackingCheckpoint(Message):
     """Heartbeat details of pack_order_items: enough to resume after a crash."""
 
     slip_id: str
     units_packed: int
 
 
-@dataclass(frozen=True)
-class DeliveryRequest:
+class DeliveryRequest(Message):
     order_id: str
     shipping_address: str
 
 
-@dataclass(frozen=True)
-class Shipment:
+class Shipment(Message):
     tracking_number: str
-    estimated_delivery: str
-    """ISO date."""
+    estimated_delivery: date
 
 
-@dataclass(frozen=True)
-class ConfirmationRequest:
+class ConfirmationRequest(Message):
     order_id: str
     customer: str
     tracking_number: str
-    estimated_delivery: str
+    estimated_delivery: date
 
 
-@dataclass(frozen=True)
-class Confirmation:
+class Confirmation(Message):
     message_id: str
 
 
-@dataclass(frozen=True)
-class RefundRequest:
+class RefundRequest(Message):
     order_id: str
 
 
-@dataclass(frozen=True)
-class ReleaseRequest:
+class ReleaseRequest(Message):
     order_id: str
 
 
-@dataclass(frozen=True)
-class CompensationResult:
+class CompensationResult(Message):
     """What one compensation undid; `detail` is empty when there was nothing to undo."""
 
     action: str
@@ -331,39 +232,33 @@ class CompensationResult:
 # --- Messages to and from the workflow -----------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class ApproveOrder:
+class ApproveOrder(Message):
     reason: str = ""
 
 
-@dataclass(frozen=True)
-class RejectOrder:
+class RejectOrder(Message):
     reason: str = ""
 
 
-@dataclass(frozen=True)
-class CancelOrder:
+class CancelOrder(Message):
     reason: str = ""
 
 
-@dataclass(frozen=True)
-class CancelAccepted:
+class CancelAccepted(Message):
     step: OrderStep
 
 
-@dataclass
-class OrderStatus:
+class OrderStatus(Message):
     step: OrderStep
     approval: ApprovalState
     approval_required: bool
     total_cents: int
     decision_reason: str = ""
     cancel_reason: str = ""
-    compensations: list[CompensationResult] = field(default_factory=list)
+    compensations: list[CompensationResult] = []
 
 
-@dataclass(frozen=True)
-class OrderResult:
+class OrderResult(Message):
     order_id: str
     customer: str
     items: list[LineItem]
@@ -377,8 +272,7 @@ class OrderResult:
     confirmation: Confirmation
 
 
-@dataclass(frozen=True)
-class OrderFailure:
+class OrderFailure(Message):
     """Details carried by the ApplicationError that ends an unsuccessful order."""
 
     step: OrderStep

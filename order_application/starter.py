@@ -1,7 +1,7 @@
 #!/usr/bin/env -S uv run --script
 # /// script
 # requires-python = ">=3.11"
-# dependencies = ["temporalio==1.35.0", "cryptography==50.0.2"]
+# dependencies = ["temporalio==1.35.0", "pydantic==2.14.4", "cryptography==50.0.2"]
 # ///
 """Places an order and waits for it to be delivered (or to fail)."""
 
@@ -13,21 +13,15 @@ from temporalio.client import WorkflowFailureError
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
-from cli import (
-    EXIT_NO,
-    EXIT_OK,
-    UserError,
-    add_order_arguments,
-    describe_compensations,
-    describe_items,
-    describe_result,
-    failure_reason,
-    order_from_arguments,
-    run,
-    script_command,
-)
+from cli import run
 from connection import connect, load_settings, web_ui_link
-from shared import Order, format_cents
+from errors import UserError
+from lookups import failure_reason, step_after_payment
+from order_options import add_order_arguments, order_from_arguments
+from reports import describe_compensations, describe_items, describe_result
+from rules import format_cents
+from shared import Order, OrderStep
+from terminal import EXIT_NO, EXIT_OK, script_command
 from workflow import OrderWorkflow
 
 
@@ -50,7 +44,7 @@ async def main() -> int:
     try:
         handle = await client.start_workflow(
             OrderWorkflow.run,
-            args=[order],
+            order,
             id=order_id,
             task_queue=settings.task_queue,
             # The order ID is the idempotency key: an order, even a finished one, is placed once.
@@ -64,11 +58,13 @@ async def main() -> int:
 
     total = format_cents(order.total_cents)
     print(f"Placed order {order_id}: {describe_items(order.items)}, total {total}")
-    if order.total_cents >= order.approval_threshold_cents:
-        print(f"It waits {order.approval_timeout_seconds:g} s for approval:")
-        print(f"  {script_command('approve.py')} {order_id}")
-    else:
+    if not order.needs_approval:
         print("Below the approval threshold: no approval needed.")
+    # Tell of the approval wait only for an order that gets there: not one whose card fails.
+    elif (step := await step_after_payment(handle)) in (OrderStep.AWAITING_APPROVAL, None):
+        lead = "It waits" if step else "Once charged, it waits"
+        print(f"{lead} {order.approval_timeout_seconds:g} s for approval:")
+        print(f"  {script_command('approve.py')} {order_id}")
     if link := web_ui_link(settings, order_id):
         print(f"Web UI: {link}")
     if args.no_wait:

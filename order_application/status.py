@@ -1,7 +1,7 @@
 #!/usr/bin/env -S uv run --script
 # /// script
 # requires-python = ">=3.11"
-# dependencies = ["temporalio==1.35.0", "cryptography==50.0.2"]
+# dependencies = ["temporalio==1.35.0", "pydantic==2.14.4", "cryptography==50.0.2"]
 # ///
 """Shows where an order is: its step, its approval, and anything given back."""
 
@@ -9,19 +9,13 @@ import argparse
 
 from temporalio.client import WorkflowExecutionStatus, WorkflowFailureError
 
-from cli import (
-    EXIT_OK,
-    UserError,
-    describe_compensations,
-    describe_order,
-    describe_result,
-    failure_reason,
-    finished,
-    order_status,
-    run,
-)
+from cli import run
 from connection import connect, load_settings
-from shared import format_cents
+from errors import UserError
+from lookups import describe_order, failure_reason, finished, order_status
+from reports import describe_compensations, describe_result, with_reason
+from rules import format_cents
+from terminal import EXIT_OK
 
 
 def parse_args() -> argparse.Namespace:
@@ -52,8 +46,7 @@ async def main() -> int:
             " one runs, see its log for why it cannot run this order"
         )
     print(f"Order {args.order_id}: {status.step}")
-    decision = f" ({status.decision_reason})" if status.decision_reason else ""
-    print(f"  approval:      {status.approval}{decision}")
+    print(f"  approval:      {with_reason(status.approval, status.decision_reason)}")
     print(f"  total:         {format_cents(status.total_cents)}")
     if status.cancel_reason:
         print(f"  cancelling:    {status.cancel_reason}")

@@ -6,13 +6,15 @@ from datetime import timedelta
 from typing import Any, TypeVar
 
 from temporalio import workflow
-from temporalio.common import RawValue, RetryPolicy
+from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError, FailureError
 from temporalio.workflow import ActivityCancellationType
 
+# Deterministic modules with no side effects at import: the sandbox shares them with every order
+# instead of importing them afresh for each, and still checks this module's own code.
 with workflow.unsafe.imports_passed_through():
     from activities import OrderActivities
-    from boundary import NOTHING_SENT, MalformedMessage, read_message, shape
+    from errors import OrderError
     from metrics import approval_waited, compensation_run, order_completed, order_failed
     from shared import (
         ApprovalState,
@@ -24,7 +26,6 @@ with workflow.unsafe.imports_passed_through():
         ConfirmationRequest,
         DeliveryRequest,
         Order,
-        OrderError,
         OrderFailure,
         OrderResult,
         OrderStatus,
@@ -41,7 +42,6 @@ with workflow.unsafe.imports_passed_through():
         Reservation,
         ReservationRequest,
         Shipment,
-        order_problems,
     )
 
 # A simulated service call takes about half a second. Five seconds means the worker died or the
@@ -87,15 +87,13 @@ _TOO_LATE_TO_CANCEL = {
 FRAUD_RECHECK = "fraud-recheck"
 
 R = TypeVar("R")
-M = TypeVar("M")
 
 
 @workflow.defn
 class OrderWorkflow:
     def __init__(self) -> None:
         self._order_id = workflow.info().workflow_id
-        self._order: Order | None = None
-        """None until run() has read and checked the input."""
+        self._total_cents = 0
         self._step = OrderStep.RECEIVED
         self._approval_required = True
         self._approval = ApprovalState.PENDING
@@ -107,10 +105,10 @@ class OrderWorkflow:
         self._failed_step = self._step
 
     @workflow.run
-    async def run(self, sent: RawValue = NOTHING_SENT) -> OrderResult:
-        # The raw input, not an Order: a client may send anything, and the order refuses what
-        # it cannot take before it does anything at all (see _accept).
-        order = self._accept(sent)
+    async def run(self, order: Order) -> OrderResult:
+        # The order is valid: the worker's converter refused anything else before this ran,
+        # failing the workflow as InvalidOrder (see boundary.py).
+        self._record(order)
         try:
             await self._check_policy(order)
             payment = await self._charge_payment(order)
@@ -150,41 +148,37 @@ class OrderWorkflow:
 
     # --- Messages ------------------------------------------------------------------------------
 
-    # Each handler takes the raw message and reads it itself (see boundary.read_message): a
-    # malformed signal is ignored and a malformed update refused, and neither can fail the order.
+    # A bare signal (no input, or null) takes the defaults. One the converter cannot read is
+    # dropped by the SDK with a warning; neither can fail the order.
 
     @workflow.signal
-    def approve_order(self, sent: RawValue = NOTHING_SENT) -> None:
-        approval = self._read_signal(sent, ApproveOrder, "approve_order")
-        if approval is not None and self._approval == ApprovalState.PENDING:
+    def approve_order(self, approval: ApproveOrder | None = None) -> None:
+        if self._approval == ApprovalState.PENDING:
             self._approval = ApprovalState.APPROVED
-            self._decision_reason = approval.reason.strip()
+            self._decision_reason = (approval or ApproveOrder()).reason.strip()
 
     @workflow.signal
-    def reject_order(self, sent: RawValue = NOTHING_SENT) -> None:
-        rejection = self._read_signal(sent, RejectOrder, "reject_order")
-        if rejection is not None and self._approval == ApprovalState.PENDING:
+    def reject_order(self, rejection: RejectOrder | None = None) -> None:
+        if self._approval == ApprovalState.PENDING:
             self._approval = ApprovalState.REJECTED
-            self._decision_reason = rejection.reason.strip() or "no reason given"
+            self._decision_reason = (rejection or RejectOrder()).reason.strip() or "no reason given"
 
     @workflow.update
-    def cancel_order(self, sent: RawValue = NOTHING_SENT) -> CancelAccepted:
-        request = read_message(sent, CancelOrder)  # The validator has read it already.
-        self._cancel_reason = request.reason.strip() or "cancelled by request"
+    def cancel_order(self, request: CancelOrder | None = None) -> CancelAccepted:
+        self._cancel_reason = (request or CancelOrder()).reason.strip() or "cancelled by request"
         return CancelAccepted(step=self._step)
 
     @cancel_order.validator
-    def _only_before_delivery(self, sent: RawValue = NOTHING_SENT) -> None:
-        try:
-            read_message(sent, CancelOrder)
-        except MalformedMessage as err:
-            raise ApplicationError(
-                f"cancel_order takes {shape(CancelOrder)} or nothing: {err}"
-            ) from None
+    def _only_before_delivery(self, request: CancelOrder | None = None) -> None:
         if self._cancel_reason is not None:
-            raise ApplicationError("the order is already being cancelled")
+            self._refuse_cancel("the order is already being cancelled")
         if self._step in _TOO_LATE_TO_CANCEL:
-            raise ApplicationError(f"too late to cancel: the order is {self._step}")
+            self._refuse_cancel(f"too late to cancel: the order is {self._step}")
+
+    def _refuse_cancel(self, why: str) -> None:
+        # The Web UI shows a refused update only as "Encoded failure": say why in the log too.
+        workflow.logger.info("Order %s: refused cancel_order: %s", self._order_id, why)
+        raise ApplicationError(why)
 
     @workflow.query
     def get_status(self) -> OrderStatus:
@@ -192,48 +186,18 @@ class OrderWorkflow:
             step=self._step,
             approval=self._approval,
             approval_required=self._approval_required,
-            total_cents=self._order.total_cents if self._order else 0,
+            total_cents=self._total_cents,
             decision_reason=self._decision_reason,
             cancel_reason=self._cancel_reason or "",
             compensations=list(self._compensations),
         )
 
-    def _read_signal(self, sent: RawValue, message_type: type[M], name: str) -> M | None:
-        """The signal's message, or None (and one warning line) when it cannot be read."""
-        try:
-            return read_message(sent, message_type)
-        except MalformedMessage as err:
-            workflow.logger.warning(
-                "Order %s: ignored %s signal, expected %s or nothing: %s",
-                self._order_id,
-                name,
-                shape(message_type),
-                err,
-            )
-            return None
-
-    def _accept(self, sent: RawValue) -> Order:
-        """The order the client sent, if it is one the workflow can take; no effect otherwise."""
-        try:
-            order = read_message(sent, Order)
-            problems = order_problems(order)
-        except MalformedMessage as err:
-            problems = err.problems
-        if problems:
-            workflow.logger.info("Order %s refused: %s", self._order_id, "; ".join(problems))
-            self._step = OrderStep.FAILED
-            order_failed(OrderError.INVALID_ORDER)
-            raise ApplicationError(
-                f"Invalid order: {'; '.join(problems)}",
-                OrderFailure(step=OrderStep.RECEIVED, compensations=[]),
-                type=OrderError.INVALID_ORDER,
-                non_retryable=True,
-            )
-        self._order = order
-        self._approval_required = order.total_cents >= order.approval_threshold_cents
+    def _record(self, order: Order) -> None:
+        """What the status query tells of the order, and whether it waits for a person."""
+        self._total_cents = order.total_cents
+        self._approval_required = order.needs_approval
         if not self._approval_required:
             self._approval = ApprovalState.NOT_REQUIRED
-        return order
 
     # --- Steps, in the order they run ----------------------------------------------------------
 
@@ -243,9 +207,14 @@ class OrderWorkflow:
     async def _charge_payment(self, order: Order) -> Payment:
         # The refund goes on the list first: a charge that timed out may still have gone through,
         # and a refund of nothing is harmless.
-        self._on_failure(OrderActivities.refund_payment, RefundRequest(self._order_id))
+        self._add_compensation(
+            OrderActivities.refund_payment, RefundRequest(order_id=self._order_id)
+        )
         request = PaymentRequest(
-            self._order_id, order.customer, order.total_cents, order.card_expiry
+            order_id=self._order_id,
+            customer=order.customer,
+            amount_cents=order.total_cents,
+            card_expiry=order.card_expiry,
         )
         return await self._step_activity(
             OrderStep.CHARGING_PAYMENT, OrderActivities.process_payment, request, PAYMENT_RETRY
@@ -267,7 +236,9 @@ class OrderWorkflow:
         check: Callable[[OrderActivities, PolicyCheck], Awaitable[PolicyDecision]],
     ) -> None:
         """A policy or fraud check: a denial ends the order (and undoes what it did)."""
-        request = PolicyCheck(self._order_id, order.customer, order.total_cents)
+        request = PolicyCheck(
+            order_id=self._order_id, customer=order.customer, total_cents=order.total_cents
+        )
         decision = await self._step_activity(step, check, request, UNTIL_IT_WORKS)
         if not decision.approved:
             raise ApplicationError(
@@ -302,8 +273,14 @@ class OrderWorkflow:
             )
 
     async def _reserve_inventory(self, order: Order) -> Reservation:
-        self._on_failure(OrderActivities.release_inventory, ReleaseRequest(self._order_id))
-        request = ReservationRequest(self._order_id, order.items, order.inventory_outage_attempts)
+        self._add_compensation(
+            OrderActivities.release_inventory, ReleaseRequest(order_id=self._order_id)
+        )
+        request = ReservationRequest(
+            order_id=self._order_id,
+            items=order.items,
+            outage_attempts=order.inventory_outage_attempts,
+        )
         return await self._step_activity(
             OrderStep.RESERVING_INVENTORY,
             OrderActivities.reserve_inventory,
@@ -315,7 +292,7 @@ class OrderWorkflow:
         return await self._step_activity(
             OrderStep.PACKING,
             OrderActivities.pack_order_items,
-            PackingRequest(self._order_id, order.items),
+            PackingRequest(order_id=self._order_id, items=order.items),
             UNTIL_IT_WORKS,
             start_to_close_timeout=PACKING_TIMEOUT,
             heartbeat_timeout=PACKING_HEARTBEAT_TIMEOUT,
@@ -330,7 +307,7 @@ class OrderWorkflow:
         self._step = OrderStep.DELIVERING
         return await workflow.execute_activity_method(
             OrderActivities.deliver_order,
-            DeliveryRequest(self._order_id, order.shipping_address),
+            DeliveryRequest(order_id=self._order_id, shipping_address=order.shipping_address),
             start_to_close_timeout=SERVICE_CALL_TIMEOUT,
             retry_policy=UNTIL_IT_WORKS,
         )
@@ -340,10 +317,10 @@ class OrderWorkflow:
         return await workflow.execute_activity_method(
             OrderActivities.send_confirmation,
             ConfirmationRequest(
-                self._order_id,
-                order.customer,
-                shipment.tracking_number,
-                shipment.estimated_delivery,
+                order_id=self._order_id,
+                customer=order.customer,
+                tracking_number=shipment.tracking_number,
+                estimated_delivery=shipment.estimated_delivery,
             ),
             start_to_close_timeout=SERVICE_CALL_TIMEOUT,
             retry_policy=UNTIL_IT_WORKS,
@@ -404,7 +381,7 @@ class OrderWorkflow:
         except asyncio.CancelledError:
             return await task
 
-    def _on_failure(
+    def _add_compensation(
         self,
         compensation: Callable[[OrderActivities, Any], Awaitable[CompensationResult]],
         arg: Any,

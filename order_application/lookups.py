@@ -1,0 +1,125 @@
+"""Finding an order in Temporal: whether it exists, where it is, and why it failed."""
+
+import asyncio
+from datetime import timedelta
+from typing import Any
+
+from temporalio.client import (
+    Client,
+    WorkflowExecutionDescription,
+    WorkflowExecutionStatus,
+    WorkflowFailureError,
+    WorkflowHandle,
+    WorkflowQueryFailedError,
+)
+from temporalio.exceptions import ApplicationError, CancelledError, FailureError
+from temporalio.service import RPCError, RPCStatusCode
+
+from errors import UserError
+from shared import CompensationResult, OrderFailure, OrderResult, OrderStatus, OrderStep
+from workflow import OrderWorkflow
+
+OrderHandle = WorkflowHandle[OrderWorkflow, OrderResult]
+
+# A running worker answers a query in milliseconds; past this, no worker is polling.
+QUERY_TIMEOUT = timedelta(seconds=5)
+# An update waits for a worker to run it; this long without one, tell the user to start one.
+NO_WORKER_SECONDS = 10.0
+# A running worker checks and charges an order within seconds; how often to ask meanwhile.
+PAYMENT_SECONDS = 10.0
+PAYMENT_POLL_SECONDS = 0.2
+
+# The steps before the payment has settled.
+_PAYING = {
+    OrderStep.RECEIVED,
+    OrderStep.CHECKING_POLICY,
+    OrderStep.CHARGING_PAYMENT,
+    OrderStep.RECHECKING_FRAUD,
+}
+
+
+class OrderCannotAnswer(UserError):
+    """A worker took the query but could not run the order, such as a deploy that no longer
+    replays its history; `reason` says why."""
+
+    def __init__(self, order_id: str, reason: str) -> None:
+        super().__init__(f"order {order_id} cannot answer right now: {reason}")
+        self.reason = reason
+
+
+async def describe_order(
+    client: Client, order_id: str
+) -> tuple[OrderHandle, WorkflowExecutionDescription]:
+    handle = client.get_workflow_handle_for(OrderWorkflow.run, order_id)
+    try:
+        return handle, await handle.describe()
+    except RPCError as err:
+        if err.status == RPCStatusCode.NOT_FOUND:
+            raise UserError(f"no order with ID {order_id}") from err
+        raise
+
+
+async def running_order(client: Client, order_id: str) -> OrderHandle:
+    """The order's handle; a one-line error when it does not exist or has finished."""
+    handle, description = await describe_order(client, order_id)
+    if description.status != WorkflowExecutionStatus.RUNNING:
+        raise UserError(f"order {order_id} has already {finished(description)}")
+    return handle
+
+
+async def order_status(handle: WorkflowHandle[Any, Any]) -> OrderStatus | None:
+    """The order's status, or None when no worker answers (the order waits for one)."""
+    try:
+        return await handle.query(OrderWorkflow.get_status, rpc_timeout=QUERY_TIMEOUT)
+    except RPCError as err:
+        # The server gives up on a query no worker picked up with one of these.
+        if err.status in (RPCStatusCode.CANCELLED, RPCStatusCode.DEADLINE_EXCEEDED):
+            return None
+        raise OrderCannotAnswer(handle.id, err.message) from err
+    except WorkflowQueryFailedError as err:
+        raise OrderCannotAnswer(handle.id, str(err)) from err
+
+
+async def step_after_payment(handle: WorkflowHandle[Any, Any]) -> OrderStep | None:
+    """The order's step once its payment has settled (awaiting approval, or failed and undone),
+    or None when the order cannot say within PAYMENT_SECONDS."""
+    deadline = asyncio.get_running_loop().time() + PAYMENT_SECONDS
+    while asyncio.get_running_loop().time() < deadline:
+        try:
+            status = await order_status(handle)
+        except UserError:
+            return None
+        if status is None:
+            return None
+        if status.step not in _PAYING:
+            return status.step
+        await asyncio.sleep(PAYMENT_POLL_SECONDS)
+    return None
+
+
+def finished(description: WorkflowExecutionDescription) -> str:
+    status = description.status
+    return status.name.lower().replace("_", " ") if status else "finished"
+
+
+async def failure_reason(
+    handle: WorkflowHandle[Any, Any], err: WorkflowFailureError
+) -> tuple[str, list[CompensationResult]]:
+    """The one-line reason an order failed, and what was undone on the way out."""
+    cause = err.cause
+    while (
+        isinstance(cause, FailureError) and not isinstance(cause, ApplicationError) and cause.cause
+    ):
+        cause = cause.cause
+    if isinstance(cause, CancelledError):
+        # Cancelled through Temporal itself (the Web UI, `temporal workflow cancel`): that carries
+        # no details, so ask the order, which a worker replays, what it undid.
+        status = await order_status(handle)
+        return "cancelled through Temporal", status.compensations if status else []
+    if not isinstance(cause, ApplicationError):
+        return (cause.message if isinstance(cause, FailureError) else str(cause)), []
+    if not cause.details:
+        return cause.message, []
+    # Failure details arrive as plain JSON values: the error carries no type to read them as.
+    failure = OrderFailure.model_validate(cause.details[0], strict=False)
+    return cause.message, failure.compensations

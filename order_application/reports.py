@@ -1,0 +1,43 @@
+"""What the scripts print about an order: its items, its result, what was undone."""
+
+from rules import format_cents
+from shared import CompensationResult, LineItem, OrderResult
+
+
+def with_reason(text: str, reason: str) -> str:
+    """`approved (checked the address)`, or `approved` when no reason was given."""
+    return f"{text} ({reason})" if reason else text
+
+
+def describe_items(items: list[LineItem]) -> str:
+    return ", ".join(
+        f"{item.quantity} x {item.sku} @ {format_cents(item.unit_price_cents)}" for item in items
+    )
+
+
+def describe_result(result: OrderResult) -> str:
+    lines = [
+        f"Order {result.order_id} delivered.",
+        f"  customer:      {result.customer}",
+        f"  items:         {describe_items(result.items)}",
+        f"  total:         {format_cents(result.total_cents)}",
+        f"  approval:      {with_reason(result.approval, result.approval_reason)}",
+        f"  payment:       {result.payment.transaction_id}",
+        f"  reservation:   {result.reservation.reservation_id}",
+    ]
+    if result.packing:
+        lines.append(
+            f"  packing slip:  {result.packing.slip_id} ({result.packing.units_packed} units)"
+        )
+    lines += [
+        f"  tracking:      {result.shipment.tracking_number}",
+        f"  arriving:      {result.shipment.estimated_delivery.isoformat()}",
+        f"  confirmation:  e-mail {result.confirmation.message_id}",
+    ]
+    return "\n".join(lines)
+
+
+def describe_compensations(compensations: list[CompensationResult]) -> str:
+    if not compensations:
+        return "nothing to undo"
+    return "; ".join(f"{c.action}: {c.detail}" for c in compensations)
