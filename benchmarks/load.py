@@ -11,7 +11,7 @@ from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
 from benchmarks.baseline import BaselineWorkflow
 from benchmarks.bench_worker import PROJECT
 from benchmarks.servers import BenchmarkError
-from cli import DEFAULT_ADDRESS, DEFAULT_CUSTOMER, SMALL_ORDER
+from order_options import DEFAULT_ADDRESS, DEFAULT_CUSTOMER, SMALL_ORDER
 from shared import ApproveOrder, Order
 from workflow import OrderWorkflow
 
@@ -36,7 +36,7 @@ async def start_order(
 ) -> WorkflowHandle[Any, Any]:
     if kind == PROJECT:
         return await client.start_workflow(
-            OrderWorkflow.run, args=[PROJECT_ORDER], id=workflow_id, task_queue=task_queue
+            OrderWorkflow.run, PROJECT_ORDER, id=workflow_id, task_queue=task_queue
         )
     return await client.start_workflow(
         BaselineWorkflow.run, APPROVAL_TIMEOUT_SECONDS, id=workflow_id, task_queue=task_queue
@@ -45,7 +45,7 @@ async def start_order(
 
 async def approve(handle: WorkflowHandle[Any, Any], kind: str) -> None:
     if kind == PROJECT:
-        await handle.signal(OrderWorkflow.approve_order, args=[ApproveOrder()])
+        await handle.signal(OrderWorkflow.approve_order, ApproveOrder())
     else:
         await handle.signal(BaselineWorkflow.approve)
 

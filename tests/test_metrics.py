@@ -5,19 +5,18 @@ import time
 import urllib.request
 import uuid
 from collections import Counter
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from processes import DevServer, free_port, run_script, running_worker, script_env
+from support.orders import NO_APPROVAL, ORDER, changed, place
 from temporalio.client import Client, WorkflowFailureError
 from temporalio.runtime import MetricBuffer, Runtime, TelemetryConfig
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker as SdkWorker
-from test_workflow import NO_APPROVAL, ORDER, place
 
 from activities import OrderActivities
 from boundary import OneArgumentPerMessage
+from harness.processes import DevServer, free_port, run_script, running_worker, script_env
 from metrics import APPROVAL_WAIT, COMPENSATIONS, ORDERS_COMPLETED, ORDERS_FAILED
 from services import Services
 from shared import ApproveOrder, RejectOrder
@@ -43,14 +42,14 @@ async def test_each_order_counts_once_though_every_step_replays_its_history(
     )
     async with worker:
         delivered = await place(dev_server_env, task_queue, ORDER)
-        await delivered.signal(OrderWorkflow.approve_order, args=[ApproveOrder("checked")])
+        await delivered.signal(OrderWorkflow.approve_order, ApproveOrder(reason="checked"))
         await delivered.result()
         rejected = await place(dev_server_env, task_queue, ORDER)
-        await rejected.signal(OrderWorkflow.reject_order, args=[RejectOrder("looks fake")])
+        await rejected.signal(OrderWorkflow.reject_order, RejectOrder(reason="looks fake"))
         expired = await place(
             dev_server_env,
             task_queue,
-            replace(ORDER, card_expiry="12/23", approval_threshold_cents=NO_APPROVAL),
+            changed(ORDER, card_expiry="12/23", approval_threshold_cents=NO_APPROVAL),
         )
         for failing in (rejected, expired):
             with pytest.raises(WorkflowFailureError):

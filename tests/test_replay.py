@@ -9,12 +9,11 @@ from pathlib import Path
 import pytest
 from temporalio import workflow
 from temporalio.client import WorkflowHistory
-from temporalio.common import RawValue
 from temporalio.worker import Replayer
 
-from boundary import NOTHING_SENT, OneArgumentPerMessage
+from boundary import PLAIN, OneArgumentPerMessage
 from releases import OrderWorkflowRelease1, OrderWorkflowUnpatched
-from shared import OrderResult
+from shared import Order, OrderResult
 from workflow import OrderWorkflow
 
 HISTORIES = Path(__file__).parent / "histories"
@@ -53,9 +52,9 @@ class OrderWorkflowWithNewFirstStep(OrderWorkflow):
     """A careless deploy: a pause before the policy check, which orders in flight never had."""
 
     @workflow.run
-    async def run(self, sent: RawValue = NOTHING_SENT) -> OrderResult:
+    async def run(self, order: Order) -> OrderResult:
         await workflow.sleep(1)
-        return await super().run(sent)
+        return await super().run(order)
 
 
 def test_every_recorded_history_is_replayed() -> None:
@@ -65,13 +64,13 @@ def test_every_recorded_history_is_replayed() -> None:
 @pytest.mark.parametrize("scenario", SCENARIOS)
 async def test_order_workflow_replays_recorded_history(scenario: str) -> None:
     await Replayer(
-        workflows=[OrderWorkflow], interceptors=[OneArgumentPerMessage()]
+        workflows=[OrderWorkflow], interceptors=[OneArgumentPerMessage()], data_converter=PLAIN
     ).replay_workflow(recorded(scenario))
 
 
 async def test_replay_fails_for_a_nondeterministic_change() -> None:
     """Proves the replays above can fail: the same history, a workflow that changed under it."""
-    replayer = Replayer(workflows=[OrderWorkflowWithNewFirstStep])
+    replayer = Replayer(workflows=[OrderWorkflowWithNewFirstStep], data_converter=PLAIN)
     with pytest.raises(workflow.NondeterminismError):
         await replayer.replay_workflow(recorded("happy_path"))
 
@@ -79,7 +78,11 @@ async def test_replay_fails_for_a_nondeterministic_change() -> None:
 @pytest.mark.parametrize("scenario", ["release1_awaiting_approval", "release1_delivered"])
 async def test_release_2_without_its_patch_cannot_replay_release_1_orders(scenario: str) -> None:
     """What workflow.patched prevents: the re-check scheduled where release 1 had the timer."""
-    replayer = Replayer(workflows=[OrderWorkflowUnpatched], interceptors=[OneArgumentPerMessage()])
+    replayer = Replayer(
+        workflows=[OrderWorkflowUnpatched],
+        interceptors=[OneArgumentPerMessage()],
+        data_converter=PLAIN,
+    )
     with pytest.raises(workflow.NondeterminismError, match="TimerStarted"):
         await replayer.replay_workflow(recorded(scenario))
 
@@ -87,6 +90,10 @@ async def test_release_2_without_its_patch_cannot_replay_release_1_orders(scenar
 @pytest.mark.parametrize("scenario", ["fraud_recheck", "fraud_flagged"])
 async def test_release_1_cannot_replay_release_2_orders(scenario: str) -> None:
     """Why a rollback needs care too: release 1 knows nothing of the re-check it would meet."""
-    replayer = Replayer(workflows=[OrderWorkflowRelease1], interceptors=[OneArgumentPerMessage()])
+    replayer = Replayer(
+        workflows=[OrderWorkflowRelease1],
+        interceptors=[OneArgumentPerMessage()],
+        data_converter=PLAIN,
+    )
     with pytest.raises(workflow.NondeterminismError):
         await replayer.replay_workflow(recorded(scenario))

@@ -6,11 +6,12 @@ import socket
 import subprocess
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from processes import (
+from support.scripts import assert_one_line_error, new_order_id
+
+from harness.processes import (
     SCRIPT_TIMEOUT,
     SCRIPTS,
     TEMPORAL_CLI,
@@ -24,32 +25,6 @@ from processes import (
 )
 
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture(scope="module")
-def env(server: DevServer, tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
-    # A task queue of its own, so the bug test's workers never take these tests' orders.
-    return script_env(
-        server, tmp_path_factory.mktemp("data"), ORDER_TASK_QUEUE=f"e2e-{uuid.uuid4().hex[:6]}"
-    )
-
-
-@pytest.fixture(scope="module")
-def worker(env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[Worker]:
-    with running_worker(env, tmp_path_factory.mktemp("logs") / "worker.log") as running:
-        yield running
-
-
-def new_order_id() -> str:
-    return f"e2e-{uuid.uuid4().hex[:8]}"
-
-
-def assert_one_line_error(result: subprocess.CompletedProcess[str], code: int, text: str) -> None:
-    assert result.returncode == code, result
-    assert "Traceback" not in result.stderr + result.stdout
-    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
-    assert len(errors) == 1, result.stderr
-    assert text in errors[0]
 
 
 def wait_for_output(process: subprocess.Popen[str], text: str, timeout: float = 120) -> str:
@@ -153,8 +128,16 @@ def test_missing_expiry_is_usage_error(env: dict[str, str]) -> None:
         ("starter.py", ["12/30", "--approval-threshold", "ten"], "amount must be dollars"),
         ("starter.py", ["12/30", "--approval-timeout", "0"], "must be a number of seconds"),
         ("starter.py", ["12/30", "--approval-timeout", "inf"], "approval_timeout_seconds"),
-        ("starter.py", ["12/30", "--item", "MUG:5000"], "items[0].quantity: must be 1 to 1000"),
-        ("schedule.py", ["create", "12/30", "--approval-timeout", "1e9"], "(7 days)"),
+        (
+            "starter.py",
+            ["12/30", "--item", "MUG:5000"],
+            "items[0].quantity: Input should be less than or equal to 1000",
+        ),
+        (
+            "schedule.py",
+            ["create", "12/30", "--approval-timeout", "1e9"],
+            "less than or equal to 604800",
+        ),
         ("starter.py", ["12/30", "--small", "--large"], "not allowed with argument"),
         ("approve.py", ["some-order", "--reject", " "], "--reject needs a reason"),
         ("approve.py", ["some-order", "ok", "--reject", "no"], "not both"),
@@ -178,18 +161,18 @@ def test_an_order_the_workflow_would_refuse_is_never_placed(env: dict[str, str])
     )
     assert result.returncode == 2
     assert result.stderr.splitlines()[-1] == (
-        "starter.py: error: the order would be refused: approval_timeout_seconds: must be 1 to"
-        " 604800 seconds (7 days) (got inf)"
+        "starter.py: error: the order would be refused: approval_timeout_seconds:"
+        " Input should be a finite number (got inf)"
     )
     assert_one_line_error(
-        run_script("status.py", order_id, env=env), 1, f"no order with ID {order_id}"
+        run_script("status.py", order_id, env=env), f"no order with ID {order_id}"
     )
 
 
 @pytest.mark.parametrize("script", ["approve.py", "cancel.py", "status.py"])
 def test_unknown_order_is_one_line_error(env: dict[str, str], script: str) -> None:
     result = run_script(script, "no-such-order", env=env)
-    assert_one_line_error(result, 1, "no order with ID no-such-order")
+    assert_one_line_error(result, "no order with ID no-such-order")
 
 
 def test_duplicate_order_id_is_refused(env: dict[str, str], worker: Worker) -> None:
@@ -199,7 +182,7 @@ def test_duplicate_order_id_is_refused(env: dict[str, str], worker: Worker) -> N
         == 0
     )
     again = run_script("starter.py", "12/30", "--order-id", order_id, "--no-wait", env=env)
-    assert_one_line_error(again, 1, f"order {order_id} already exists")
+    assert_one_line_error(again, f"order {order_id} already exists")
 
 
 def test_reject_with_reason_refunds(env: dict[str, str], worker: Worker) -> None:
@@ -217,7 +200,7 @@ def test_reject_with_reason_refunds(env: dict[str, str], worker: Worker) -> None
     assert status.returncode == 0
     assert "Order rejected: address looks fake" in status.stdout
     again = run_script("approve.py", order_id, env=env)
-    assert_one_line_error(again, 1, f"order {order_id} has already failed")
+    assert_one_line_error(again, f"order {order_id} has already failed")
 
 
 def test_approval_expires_with_refund(env: dict[str, str], worker: Worker) -> None:
@@ -237,7 +220,7 @@ def test_cancel_while_waiting_then_refused_when_finished(
     assert "Order cancelled: changed my mind" in cancelled.stdout
     assert "refund payment: refund-" in cancelled.stdout
     again = run_script("cancel.py", order_id, env=env)
-    assert_one_line_error(again, 1, f"order {order_id} has already failed")
+    assert_one_line_error(again, f"order {order_id} has already failed")
 
 
 def test_cancel_through_temporal_shows_what_was_undone(
@@ -330,7 +313,7 @@ def test_ledger_shows_one_of_each_effect(env: dict[str, str], worker: Worker) ->
     assert ledger.returncode == 0
     assert f"{order_id}: 1 charge, 1 reservation, 1 shipment, 1 e-mail" in ledger.stdout
     unknown = run_script("ledger.py", "no-such-order", env=env)
-    assert_one_line_error(unknown, 1, "nothing for no-such-order")
+    assert_one_line_error(unknown, "nothing for no-such-order")
 
 
 def test_schedule_places_orders(env: dict[str, str], worker: Worker) -> None:
@@ -351,7 +334,7 @@ def test_schedule_places_orders(env: dict[str, str], worker: Worker) -> None:
         deleted = run_script("schedule.py", "delete", schedule_id, env=env)
     assert deleted.returncode == 0
     again = run_script("schedule.py", "delete", schedule_id, env=env)
-    assert_one_line_error(again, 1, f"no schedule with ID {schedule_id}")
+    assert_one_line_error(again, f"no schedule with ID {schedule_id}")
 
 
 def test_ctrl_c_while_waiting_leaves_the_order_running(env: dict[str, str], worker: Worker) -> None:
@@ -385,7 +368,7 @@ def test_absent_server_is_one_line_error(tmp_path: Path) -> None:
     started = time.monotonic()
     for script, args in (("starter.py", ["12/30"]), ("approve.py", ["x"]), ("worker.py", [])):
         result = run_script(script, *args, env=env)
-        assert_one_line_error(result, 1, f"cannot reach Temporal at {nobody.address}")
+        assert_one_line_error(result, f"cannot reach Temporal at {nobody.address}")
     assert time.monotonic() - started < 120  # Each gives up within seconds, not minutes.
 
 
@@ -409,7 +392,7 @@ def test_bug_in_workflow_then_fixed_deploy_continues(server: DevServer, tmp_path
             time.sleep(0.5)
         # The execution is still there, Running, but it cannot answer while its task fails.
         stuck = run_script("status.py", order_id, env=env)
-        assert_one_line_error(stuck, 1, f"order {order_id}")
+        assert_one_line_error(stuck, f"order {order_id}")
     with running_worker(env, tmp_path / "fixed.log"):
         deadline = time.monotonic() + 120
         status = run_script("status.py", order_id, env=env)

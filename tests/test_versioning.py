@@ -9,7 +9,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from processes import (
+
+from connection import DEV_SERVER_DYNAMIC_CONFIG
+from harness.processes import (
     TEMPORAL_CLI,
     DevServer,
     eventually,
@@ -18,8 +20,6 @@ from processes import (
     says,
     script_env,
 )
-
-from connection import DEV_SERVER_DYNAMIC_CONFIG
 
 pytestmark = pytest.mark.e2e
 

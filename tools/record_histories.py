@@ -1,6 +1,6 @@
 """Records the order histories that test_replay.py replays, into tests/histories/.
 
-    uv run python tests/record_histories.py [SCENARIO ...]
+    uv run python tools/record_histories.py [SCENARIO ...]
 
 With no scenario named, it records them all. Re-record only for a change to OrderWorkflow that no
 running order has to survive, and commit the files with it. A change guarded by workflow.patched
@@ -12,7 +12,6 @@ import contextlib
 import sys
 import tempfile
 from collections.abc import Awaitable, Callable
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -21,16 +20,19 @@ from temporalio.client import WorkflowFailureError, WorkflowHandle, WorkflowUpda
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-# The sample is a flat folder of scripts that import each other by bare name.
+# The sample is a flat folder of scripts that import each other by bare name; the orders it
+# records are the tests' own.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "order_application"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-from test_workflow import NO_APPROVAL, ORDER, order_worker
+from support.orders import NO_APPROVAL, ORDER, changed, order_worker
 
+from boundary import PLAIN
 from buggy_workflow import BuggyOrderWorkflow
 from releases import OrderWorkflowRelease1
+from rules import CATALOG
 from services import Ledger, Services
 from shared import (
-    CATALOG,
     ApproveOrder,
     CancelOrder,
     LineItem,
@@ -41,7 +43,7 @@ from shared import (
 )
 from workflow import OrderWorkflow
 
-HISTORIES = Path(__file__).resolve().parent / "histories"
+HISTORIES = Path(__file__).resolve().parents[1] / "tests" / "histories"
 BIN_DIR = Path(sys.executable).parent
 
 OrderHandle = WorkflowHandle[Any, OrderResult]
@@ -59,7 +61,7 @@ class Recorder:
 
     async def place(self, name: str, order: Order) -> OrderHandle:
         return await self.env.client.start_workflow(
-            OrderWorkflow.run, args=[order], id=f"order-{name}", task_queue=name
+            OrderWorkflow.run, order, id=f"order-{name}", task_queue=name
         )
 
 
@@ -90,7 +92,7 @@ async def ended(handle: OrderHandle) -> None:
 
 Scenario = Callable[[Recorder, str], Awaitable[OrderHandle]]
 
-OUTAGE_ORDER = replace(ORDER, inventory_outage_attempts=100, approval_threshold_cents=NO_APPROVAL)
+OUTAGE_ORDER = changed(ORDER, inventory_outage_attempts=100, approval_threshold_cents=NO_APPROVAL)
 """Far more failing inventory attempts than a recording lasts: the outage is on when it acts."""
 
 
@@ -131,7 +133,7 @@ async def workflow_bug_fixed(recorder: Recorder, name: str) -> OrderHandle:
     async with recorder.worker(name, BuggyOrderWorkflow):
         handle = await recorder.place(name, ORDER)
         await awaiting_approval(handle)
-        await handle.signal(OrderWorkflow.approve_order, args=[ApproveOrder("looks fine")])
+        await handle.signal(OrderWorkflow.approve_order, ApproveOrder(reason="looks fine"))
 
         async def workflow_task_failed() -> bool:
             events = (await handle.fetch_history()).events
@@ -164,7 +166,7 @@ async def invalid_order(recorder: Recorder, name: str) -> OrderHandle:
 
 
 def approved(handle: OrderHandle) -> Awaitable[None]:
-    return handle.signal(OrderWorkflow.approve_order, args=[ApproveOrder("regular customer")])
+    return handle.signal(OrderWorkflow.approve_order, ApproveOrder(reason="regular customer"))
 
 
 # Each history's file name, and whether the scenario needs time skipped (a timer or backoffs).
@@ -174,16 +176,16 @@ SCENARIOS: dict[str, tuple[bool, Scenario]] = {
         placed(once=awaiting_approval, then=approved),
     ),
     "approval_timed_out": (True, placed()),
-    "card_expired": (False, placed(replace(ORDER, card_expiry="12/23"))),
+    "card_expired": (False, placed(changed(ORDER, card_expiry="12/23"))),
     "inventory_outage": (
         True,
-        placed(replace(ORDER, inventory_outage_attempts=4, approval_threshold_cents=NO_APPROVAL)),
+        placed(changed(ORDER, inventory_outage_attempts=4, approval_threshold_cents=NO_APPROVAL)),
     ),
     "rejected": (
         False,
         placed(
             once=awaiting_approval,
-            then=lambda h: h.signal(OrderWorkflow.reject_order, args=[RejectOrder("over budget")]),
+            then=lambda h: h.signal(OrderWorkflow.reject_order, RejectOrder(reason="over budget")),
         ),
     ),
     "cancelled": (
@@ -191,7 +193,7 @@ SCENARIOS: dict[str, tuple[bool, Scenario]] = {
         placed(
             once=awaiting_approval,
             then=lambda h: h.execute_update(
-                OrderWorkflow.cancel_order, args=[CancelOrder("changed my mind")]
+                OrderWorkflow.cancel_order, CancelOrder(reason="changed my mind")
             ),
         ),
     ),
@@ -201,7 +203,7 @@ SCENARIOS: dict[str, tuple[bool, Scenario]] = {
             OUTAGE_ORDER,
             once=reservation_retrying,
             then=lambda h: h.execute_update(
-                OrderWorkflow.cancel_order, args=[CancelOrder("took too long")]
+                OrderWorkflow.cancel_order, CancelOrder(reason="took too long")
             ),
         ),
     ),
@@ -210,26 +212,26 @@ SCENARIOS: dict[str, tuple[bool, Scenario]] = {
         False,
         placed(OUTAGE_ORDER, once=reservation_retrying, then=lambda h: h.cancel()),
     ),
-    "no_approval_needed": (False, placed(replace(ORDER, approval_threshold_cents=NO_APPROVAL))),
-    "packed": (False, placed(replace(ORDER, pack=True, approval_threshold_cents=NO_APPROVAL))),
+    "no_approval_needed": (False, placed(changed(ORDER, approval_threshold_cents=NO_APPROVAL))),
+    "packed": (False, placed(changed(ORDER, pack=True, approval_threshold_cents=NO_APPROVAL))),
     "out_of_stock": (
         False,
         placed(
-            replace(
+            changed(
                 ORDER,
-                items=[LineItem("SOLD-OUT", 1, CATALOG["SOLD-OUT"])],
+                items=[LineItem(sku="SOLD-OUT", quantity=1, unit_price_cents=CATALOG["SOLD-OUT"])],
                 approval_threshold_cents=NO_APPROVAL,
             )
         ),
     ),
-    "policy_denied": (False, placed(replace(ORDER, customer="blocked-customer"))),
+    "policy_denied": (False, placed(changed(ORDER, customer="blocked-customer"))),
     "workflow_bug_fixed": (False, workflow_bug_fixed),
     "malformed_messages": (False, placed(once=awaiting_approval, then=malformed_messages)),
     "invalid_order": (False, invalid_order),
     # Release 2 added the fraud re-check, behind workflow.patched: its own histories, and two of
     # release 1 (the histories above are release 1's too) that it must go on replaying.
     "fraud_recheck": (False, placed(once=awaiting_approval, then=approved)),
-    "fraud_flagged": (False, placed(replace(ORDER, customer="flagged-customer"))),
+    "fraud_flagged": (False, placed(changed(ORDER, customer="flagged-customer"))),
     "release1_awaiting_approval": (
         False,
         placed(once=awaiting_approval, release=OrderWorkflowRelease1, to_the_end=False),
@@ -252,10 +254,13 @@ async def main(names: list[str]) -> None:
         # Fresh in-memory servers on free ports, as in the tests (see conftest.py).
         async with (
             await WorkflowEnvironment.start_local(
-                dev_server_existing_path=str(BIN_DIR / "temporal"), dev_server_log_level="error"
+                dev_server_existing_path=str(BIN_DIR / "temporal"),
+                dev_server_log_level="error",
+                data_converter=PLAIN,
             ) as dev_server,
             await WorkflowEnvironment.start_time_skipping(
-                test_server_existing_path=str(BIN_DIR / "temporal-test-server")
+                test_server_existing_path=str(BIN_DIR / "temporal-test-server"),
+                data_converter=PLAIN,
             ) as test_server,
         ):
             for name in names or list(SCENARIOS):

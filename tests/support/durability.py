@@ -11,10 +11,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
-from processes import Worker
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client
 
+from harness.processes import Worker
 from services import Effect, Ledger
 
 POLL_SECONDS = 0.1

@@ -1,0 +1,1 @@
+"""Developer tools: the history recorder and the order schema writer."""
