@@ -15,7 +15,7 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker as SdkWorker
 
 from activities import OrderActivities
-from boundary import OneArgumentPerMessage
+from boundary import PLAIN, OneArgumentPerMessage
 from harness.processes import DevServer, free_port, run_script, running_worker, script_env
 from metrics import APPROVAL_WAIT, COMPENSATIONS, ORDERS_COMPLETED, ORDERS_FAILED
 from services import Services
@@ -31,7 +31,7 @@ async def test_each_order_counts_once_though_every_step_replays_its_history(
     buffer = MetricBuffer(10_000)
     runtime = Runtime(telemetry=TelemetryConfig(metrics=buffer))
     address = dev_server_env.client.service_client.config.target_host
-    client = await Client.connect(address, runtime=runtime)
+    client = await Client.connect(address, runtime=runtime, data_converter=PLAIN)
     worker = SdkWorker(
         client,
         task_queue=task_queue,

@@ -1,7 +1,7 @@
 """Determinism: OrderWorkflow must replay the recorded history of every scenario.
 
 A change that would break orders already running (steps added, removed or reordered without
-workflow.patched) fails here. See tests/record_histories.py for when and how to re-record.
+workflow.patched) fails here. See tools/record_histories.py for when and how to re-record.
 """
 
 from pathlib import Path

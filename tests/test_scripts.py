@@ -58,6 +58,7 @@ def test_happy_path_place_approve_deliver(env: dict[str, str], worker: Worker) -
     order_id = new_order_id()
     starter = start_starter(env, "12/30", "--order-id", order_id)
     placed = wait_for_output(starter, "Waiting for the result")
+    assert "It waits 30 s for approval:" in placed
     assert f"./approve.py {order_id}" in placed
     assert f"/namespaces/default/workflows/{order_id}" in placed
 
@@ -98,6 +99,8 @@ def test_expired_card_fails_at_once(env: dict[str, str], worker: Worker) -> None
     result = run_script("starter.py", "12/23", env=env)
     assert result.returncode == 1, result
     assert "failed: card expired 12/23" in result.stdout
+    # The order never waits for approval, so the starter does not say it does.
+    assert "for approval" not in result.stdout
     assert "Traceback" not in result.stderr
 
 
