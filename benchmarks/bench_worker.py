@@ -26,8 +26,8 @@ from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from activities import OrderActivities
+from arguments import OneArgumentPerMessage
 from benchmarks.baseline import BaselineWorkflow, no_op
-from boundary import OneArgumentPerMessage
 from converter import data_converter
 from services import Ledger, Services
 from worker import MAX_CACHED_ORDERS

@@ -3,8 +3,8 @@
 The worker's payload converter is the SDK's Pydantic converter, with one change: a payload that
 does not make the model its handler takes raises a Temporal failure instead of a Python error.
 The SDK then fails the *workflow* for a bad start (not its task, which would retry forever),
-rejects a bad update, and drops a bad signal with a log line. The interceptor below does the
-same for what the converter never sees: the number of arguments.
+rejects a bad update, and drops a bad signal with a log line. The worker's interceptor in
+arguments.py does the same for what the converter never sees: the number of arguments.
 """
 
 import typing
@@ -12,20 +12,10 @@ from collections.abc import Sequence
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
-from temporalio import workflow
 from temporalio.api.common.v1 import Payload
 from temporalio.contrib.pydantic import PydanticPayloadConverter
 from temporalio.converter import DataConverter
 from temporalio.exceptions import ApplicationError
-from temporalio.worker import (
-    ExecuteWorkflowInput,
-    HandleQueryInput,
-    HandleSignalInput,
-    HandleUpdateInput,
-    Interceptor,
-    WorkflowInboundInterceptor,
-    WorkflowInterceptorClassInput,
-)
 
 from errors import OrderError
 from shared import Order
@@ -115,60 +105,6 @@ _UNREADABLE = object()
 
 PLAIN = DataConverter(payload_converter_class=StrictPayloadConverter)
 """This converter without encryption: for ORDER_ENCRYPTION=off, tests and replays."""
-
-
-class OneArgumentPerMessage(Interceptor):
-    """Refuses a start, signal or update that came with a number of arguments its handler cannot
-    take, as the SDK refuses a malformed one; queries drop any arguments sent.
-
-    The SDK would call the handler all the same, and the TypeError would fail the workflow task.
-    """
-
-    def workflow_interceptor_class(
-        self, input: WorkflowInterceptorClassInput
-    ) -> type[WorkflowInboundInterceptor]:
-        return _OneArgument
-
-
-def _count_problem(args: Sequence[Any], optional: bool) -> str | None:
-    if len(args) > 1:
-        return f"expected one argument, got {len(args)}"
-    if not args and not optional:
-        return "got no input"
-    return None
-
-
-class _OneArgument(WorkflowInboundInterceptor):
-    async def execute_workflow(self, input: ExecuteWorkflowInput) -> Any:
-        if problem := _count_problem(input.args, optional=False):
-            raise refusal(_first_parameter(input.run_fn), f"input: {problem}")
-        return await super().execute_workflow(input)
-
-    async def handle_signal(self, input: HandleSignalInput) -> None:
-        if problem := _count_problem(input.args, optional=True):
-            workflow.logger.warning(
-                "Order %s: ignored %s signal, %s",
-                workflow.info().workflow_id,
-                input.signal,
-                problem,
-            )
-            return
-        await super().handle_signal(input)
-
-    def handle_update_validator(self, input: HandleUpdateInput) -> None:
-        if problem := _count_problem(input.args, optional=True):
-            raise ApplicationError(f"{input.update}: {problem}", type=MALFORMED_MESSAGE)
-        super().handle_update_validator(input)
-
-    async def handle_query(self, input: HandleQueryInput) -> Any:
-        input.args = []
-        return await super().handle_query(input)
-
-
-def _first_parameter(function: Any) -> Any:
-    hints = typing.get_type_hints(function)
-    hints.pop("return", None)
-    return next(iter(hints.values()), None)
 
 
 def _model_of(type_hint: Any) -> type[BaseModel] | None:

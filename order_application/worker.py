@@ -17,7 +17,7 @@ from datetime import timedelta
 from temporalio.worker import Worker
 
 from activities import OrderActivities
-from boundary import OneArgumentPerMessage
+from arguments import OneArgumentPerMessage
 from buggy_workflow import BuggyOrderWorkflow
 from cli import run
 from codec_server import serve_codec

@@ -15,7 +15,8 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker as SdkWorker
 
 from activities import OrderActivities
-from boundary import PLAIN, OneArgumentPerMessage
+from arguments import OneArgumentPerMessage
+from boundary import PLAIN
 from harness.processes import DevServer, free_port, run_script, running_worker, script_env
 from metrics import APPROVAL_WAIT, COMPENSATIONS, ORDERS_COMPLETED, ORDERS_FAILED
 from services import Services

@@ -11,7 +11,8 @@ from temporalio import workflow
 from temporalio.client import WorkflowHistory
 from temporalio.worker import Replayer
 
-from boundary import PLAIN, OneArgumentPerMessage
+from arguments import OneArgumentPerMessage
+from boundary import PLAIN
 from releases import OrderWorkflowRelease1, OrderWorkflowUnpatched
 from shared import Order, OrderResult
 from workflow import OrderWorkflow

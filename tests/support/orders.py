@@ -18,7 +18,7 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from activities import OrderActivities
-from boundary import OneArgumentPerMessage
+from arguments import OneArgumentPerMessage
 from rules import CATALOG
 from services import Ledger, Services
 from shared import LineItem, Order, OrderFailure, OrderResult, OrderStatus, OrderStep
