@@ -1,11 +1,10 @@
-"""How OrderWorkflow meets what any Temporal client sends: Pydantic checks it, the SDK refuses it.
+"""How OrderWorkflow meets what any client sends: Pydantic checks it, the SDK refuses it."""
 
-The worker's payload converter is the SDK's Pydantic converter, with one change: a payload that
-does not make the model its handler takes raises a Temporal failure instead of a Python error.
-The SDK then fails the *workflow* for a bad start (not its task, which would retry forever),
-rejects a bad update, and drops a bad signal with a log line. The worker's interceptor in
-arguments.py does the same for what the converter never sees: the number of arguments.
-"""
+# The worker's payload converter is the SDK's Pydantic converter, with one change: a payload that
+# does not make the model its handler takes raises a Temporal failure instead of a Python error.
+# The SDK then fails the *workflow* for a bad start (not its task, which would retry forever),
+# rejects a bad update, and drops a bad signal with a log line. The worker's interceptor in
+# arguments.py does the same for what the converter never sees: the number of arguments.
 
 import typing
 from collections.abc import Sequence

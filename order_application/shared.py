@@ -1,9 +1,8 @@
-"""The messages of OrderWorkflow and its activities, as Pydantic models, with their states.
+"""The messages of OrderWorkflow and its activities, as Pydantic models, with their states."""
 
-Every Temporal client (the scripts, the CLI, the Web UI, another SDK) sends and reads these as
-JSON. The bounds are declared on the fields, once: the starter checks an order against them
-before it places it, and the worker's converter checks whatever arrives (see boundary.py).
-"""
+# Every Temporal client (the scripts, the CLI, the Web UI, another SDK) sends and reads these as
+# JSON. The bounds are declared on the fields, once: the starter checks an order against them
+# before it places it, and the worker's converter checks whatever arrives (see boundary.py).
 
 from datetime import date
 from enum import StrEnum
