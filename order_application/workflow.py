@@ -3,7 +3,7 @@
 import asyncio
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
@@ -175,7 +175,7 @@ class OrderWorkflow:
         if self._step in _TOO_LATE_TO_CANCEL:
             self._refuse_cancel(f"too late to cancel: the order is {self._step}")
 
-    def _refuse_cancel(self, why: str) -> None:
+    def _refuse_cancel(self, why: str) -> NoReturn:
         # The Web UI shows a refused update only as "Encoded failure": say why in the log too.
         workflow.logger.info("Order %s: refused cancel_order: %s", self._order_id, why)
         raise ApplicationError(why)
