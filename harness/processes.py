@@ -11,6 +11,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from visibility import dev_server_options
+
 REPO = Path(__file__).resolve().parent.parent
 SCRIPTS = REPO / "order_application"
 TEMPORAL_CLI = Path(sys.executable).parent / "temporal"
@@ -69,6 +71,8 @@ class DevServer:
     log_level: str = "error"
     options: tuple[str, ...] = ()
     """More `temporal server start-dev` options, such as `--dynamic-config-value`s."""
+    search_attributes: bool = True
+    """Whether to register the order's search attributes, as the worker's own dev server does."""
 
     @property
     def address(self) -> str:
@@ -85,6 +89,7 @@ class DevServer:
             str(TEMPORAL_CLI), "server", "start-dev", "--headless",
             "--ip", "127.0.0.1", "--port", str(self.port), "--log-level", self.log_level,
             *self.options,
+            *(dev_server_options() if self.search_attributes else []),
         ]  # fmt: skip
         if self.db_file is not None:
             command += ["--db-filename", str(self.db_file)]

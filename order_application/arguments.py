@@ -1,5 +1,6 @@
 """The worker's interceptor for what the converter never sees: how many arguments came."""
 
+import inspect
 import typing
 from collections.abc import Sequence
 from typing import Any
@@ -21,7 +22,8 @@ from boundary import MALFORMED_MESSAGE, refusal
 
 class OneArgumentPerMessage(Interceptor):
     """Refuses a start, signal or update that came with a number of arguments its handler cannot
-    take, as the SDK refuses a malformed one; queries drop any arguments sent.
+    take, as the SDK refuses a malformed one; queries, and updates that take no input, drop any
+    arguments sent.
 
     The SDK would call the handler all the same, and the TypeError would fail the workflow task.
     """
@@ -59,12 +61,26 @@ class _OneArgument(WorkflowInboundInterceptor):
 
     def handle_update_validator(self, input: HandleUpdateInput) -> None:
         if problem := _count_problem(input.args, optional=True):
-            raise ApplicationError(f"{input.update}: {problem}", type=MALFORMED_MESSAGE)
+            raise ApplicationError(
+                f"{input.update}: {problem}", type=MALFORMED_MESSAGE, non_retryable=True
+            )
         super().handle_update_validator(input)
+
+    async def handle_update_handler(self, input: HandleUpdateInput) -> Any:
+        # The SDK reads the arguments afresh after the validator, and runs no validator for an
+        # update without one: drop them here for a handler that takes none.
+        handler = workflow.get_update_handler(input.update)
+        if handler is not None and not _parameters(handler):
+            input.args = []
+        return await super().handle_update_handler(input)
 
     async def handle_query(self, input: HandleQueryInput) -> Any:
         input.args = []
         return await super().handle_query(input)
+
+
+def _parameters(function: Any) -> list[str]:
+    return [name for name in inspect.signature(function).parameters if name != "self"]
 
 
 def _first_parameter(function: Any) -> Any:

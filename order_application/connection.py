@@ -17,6 +17,7 @@ from temporalio.runtime import Runtime
 from converter import data_converter
 from data_dir import DATA_DIR
 from errors import UserError
+from visibility import dev_server_options
 
 TASK_QUEUE = "order-fulfilment"
 """Default task queue; the scripts let ORDER_TASK_QUEUE override it."""
@@ -147,6 +148,7 @@ def _start_dev_server(codec_endpoint: str | None) -> int:
                 "--log-level",
                 "warn",
                 *(["--ui-codec-endpoint", codec_endpoint] if codec_endpoint else []),
+                *dev_server_options(),
                 *(f"--dynamic-config-value={value}" for value in DEV_SERVER_DYNAMIC_CONFIG),
             ],
             stdin=subprocess.DEVNULL,

@@ -21,6 +21,13 @@ class OrderError(StrEnum):
     ALREADY_UNDONE = "AlreadyUndone"
 
 
+class DecisionRefused(StrEnum):
+    """`type` of the ApplicationError with which the `approve` and `reject` updates refuse."""
+
+    ALREADY_DECIDED = "AlreadyDecided"
+    NOT_AWAITING_APPROVAL = "NotAwaitingApproval"
+
+
 class ServiceUnavailableError(Exception):
     """A downstream service did not answer; always worth retrying."""
 

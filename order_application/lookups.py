@@ -1,6 +1,5 @@
 """Finding an order in Temporal: whether it exists, where it is, and why it failed."""
 
-import asyncio
 from datetime import timedelta
 from typing import Any
 
@@ -16,26 +15,15 @@ from temporalio.exceptions import ApplicationError, CancelledError, FailureError
 from temporalio.service import RPCError, RPCStatusCode
 
 from errors import UserError
-from shared import CompensationResult, OrderFailure, OrderResult, OrderStatus, OrderStep
+from shared import CompensationResult, OrderFailure, OrderResult, OrderStatus
 from workflow import OrderWorkflow
 
 OrderHandle = WorkflowHandle[OrderWorkflow, OrderResult]
 
 # A running worker answers a query in milliseconds; past this, no worker is polling.
 QUERY_TIMEOUT = timedelta(seconds=5)
-# An update waits for a worker to run it; this long without one, tell the user to start one.
+# An update waits for a worker to run it; this long without one, no worker can run the order.
 NO_WORKER_SECONDS = 10.0
-# A running worker checks and charges an order within seconds; how often to ask meanwhile.
-PAYMENT_SECONDS = 10.0
-PAYMENT_POLL_SECONDS = 0.2
-
-# The steps before the payment has settled.
-_PAYING = {
-    OrderStep.RECEIVED,
-    OrderStep.CHECKING_POLICY,
-    OrderStep.CHARGING_PAYMENT,
-    OrderStep.RECHECKING_FRAUD,
-}
 
 
 class OrderCannotAnswer(UserError):
@@ -78,23 +66,6 @@ async def order_status(handle: WorkflowHandle[Any, Any]) -> OrderStatus | None:
         raise OrderCannotAnswer(handle.id, err.message) from err
     except WorkflowQueryFailedError as err:
         raise OrderCannotAnswer(handle.id, str(err)) from err
-
-
-async def step_after_payment(handle: WorkflowHandle[Any, Any]) -> OrderStep | None:
-    """The order's step once its payment has settled (awaiting approval, or failed and undone),
-    or None when the order cannot say within PAYMENT_SECONDS."""
-    deadline = asyncio.get_running_loop().time() + PAYMENT_SECONDS
-    while asyncio.get_running_loop().time() < deadline:
-        try:
-            status = await order_status(handle)
-        except UserError:
-            return None
-        if status is None:
-            return None
-        if status.step not in _PAYING:
-            return status.step
-        await asyncio.sleep(PAYMENT_POLL_SECONDS)
-    return None
 
 
 def finished(description: WorkflowExecutionDescription) -> str:

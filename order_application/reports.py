@@ -1,12 +1,18 @@
 """What the scripts print about an order: its items, its result, what was undone."""
 
 from rules import format_cents
-from shared import CompensationResult, LineItem, OrderResult
+from shared import ApprovalState, CompensationResult, Decision, LineItem, OrderResult
 
 
 def with_reason(text: str, reason: str) -> str:
     """`approved (checked the address)`, or `approved` when no reason was given."""
     return f"{text} ({reason})" if reason else text
+
+
+def describe_approval(approval: ApprovalState, decision: Decision | None, reason: str) -> str:
+    """`approved by alice at 12:03:04 UTC (checked the address)`; an order decided before
+    decisions named who made them has only the reason."""
+    return str(decision) if decision else with_reason(approval, reason)
 
 
 def describe_items(items: list[LineItem]) -> str:
@@ -21,7 +27,8 @@ def describe_result(result: OrderResult) -> str:
         f"  customer:      {result.customer}",
         f"  items:         {describe_items(result.items)}",
         f"  total:         {format_cents(result.total_cents)}",
-        f"  approval:      {with_reason(result.approval, result.approval_reason)}",
+        "  approval:      "
+        + describe_approval(result.approval, result.decision, result.approval_reason),
         f"  payment:       {result.payment.transaction_id}",
         f"  reservation:   {result.reservation.reservation_id}",
     ]

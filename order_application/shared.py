@@ -4,7 +4,7 @@
 # JSON. The bounds are declared on the fields, once: the starter checks an order against them
 # before it places it, and the worker's converter checks whatever arrives (see boundary.py).
 
-from datetime import date
+from datetime import date, datetime
 from enum import StrEnum
 from typing import Annotated
 
@@ -232,12 +232,54 @@ class CompensationResult(Message):
 # --- Messages to and from the workflow -----------------------------------------------------------
 
 
+class PaymentSettled(Message):
+    """What the `payment_settled` update answers once the order is charged (and re-checked)."""
+
+    transaction_id: str
+    amount_cents: int
+    awaits_approval: bool
+    approval_timeout_seconds: float
+
+
+NOBODY = "not given"
+"""Who decided, when a decision names nobody."""
+
+Name = Annotated[str, Field(max_length=MAX_TEXT_LENGTH, description="Who decides.")]
+Reason = Annotated[str, Field(max_length=MAX_TEXT_LENGTH)]
+
+
 class ApproveOrder(Message):
-    reason: str = ""
+    """Input of the `approve` update and the `approve_order` signal."""
+
+    by: Name = ""
+    reason: Reason = ""
 
 
 class RejectOrder(Message):
+    """Input of the `reject` update and the `reject_order` signal."""
+
+    by: Name = ""
+    reason: Reason = ""
+
+
+class Decision(Message):
+    """The approval decision that took effect: which, who gave it, when (workflow time), why."""
+
+    approval: ApprovalState
+    by: str
+    at: datetime
     reason: str = ""
+
+    @property
+    def who_and_when(self) -> str:
+        """`by alice at 12:03:04 UTC`."""
+        by = "(name not given)" if self.by == NOBODY else self.by
+        return f"by {by} at {self.at:%H:%M:%S} UTC"
+
+    def __str__(self) -> str:
+        """`approved by alice at 12:03:04 UTC (checked the address)`."""
+        said = f" ({self.reason})" if self.reason else ""
+        return f"{self.approval} {self.who_and_when}{said}"
 
 
 class CancelOrder(Message):
@@ -254,6 +296,7 @@ class OrderStatus(Message):
     approval_required: bool
     total_cents: int
     decision_reason: str = ""
+    decision: Decision | None = None
     cancel_reason: str = ""
     compensations: list[CompensationResult] = []
 
@@ -265,6 +308,7 @@ class OrderResult(Message):
     total_cents: int
     approval: ApprovalState
     approval_reason: str
+    decision: Decision | None = None
     payment: Payment
     reservation: Reservation
     packing: Packing | None

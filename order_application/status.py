@@ -13,7 +13,7 @@ from cli import run
 from connection import connect, load_settings
 from errors import UserError
 from lookups import describe_order, failure_reason, finished, order_status
-from reports import describe_compensations, describe_result, with_reason
+from reports import describe_approval, describe_compensations, describe_result
 from rules import format_cents
 from terminal import EXIT_OK
 
@@ -46,7 +46,8 @@ async def main() -> int:
             " one runs, see its log for why it cannot run this order"
         )
     print(f"Order {args.order_id}: {status.step}")
-    print(f"  approval:      {with_reason(status.approval, status.decision_reason)}")
+    approval = describe_approval(status.approval, status.decision, status.decision_reason)
+    print(f"  approval:      {approval}")
     print(f"  total:         {format_cents(status.total_cents)}")
     if status.cancel_reason:
         print(f"  cancelling:    {status.cancel_reason}")

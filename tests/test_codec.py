@@ -36,6 +36,7 @@ from harness.processes import (
     script_env,
     wait_for_port,
 )
+from visibility import dev_server_options
 
 CUSTOMER = "someone@example.com"
 ADDRESS = "7 Quiet Lane, Hidden Town"
@@ -67,7 +68,7 @@ class UiDevServer(DevServer):
                 str(TEMPORAL_CLI), "server", "start-dev", "--ip", "127.0.0.1",
                 "--port", str(self.port), "--ui-port", str(self.ui_port),
                 "--ui-codec-endpoint", f"http://localhost:{self.codec_port}",
-                "--log-level", "error",
+                "--log-level", "error", *dev_server_options(),
             ]  # fmt: skip
             self.process = subprocess.Popen(
                 command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
@@ -290,17 +291,20 @@ def test_signals_and_updates_are_encrypted_too(
             "--approval-timeout", "600", "--order-id", order_id, "--no-wait", env=env,
         )  # fmt: skip
         assert placed.returncode == 0, placed
-    assert run_script("approve.py", approved, "called the customer", env=env).returncode == 0
+    decided = run_script("approve.py", approved, "called the customer", "--by", "Grace", env=env)
+    assert decided.returncode == 0, decided
     assert run_script("cancel.py", cancelled, "shop closed", env=env).returncode == 0
 
     for order_id, event, ended in (
-        (approved, "workflowExecutionSignaledEventAttributes", "delivered"),
+        (approved, "workflowExecutionUpdateAcceptedEventAttributes", "delivered"),
         (cancelled, "workflowExecutionUpdateAcceptedEventAttributes", "failed"),
     ):
         eventually(says(env, order_id, ended), f"order {order_id} to be {ended}")
         shown = history(server, order_id, "-o", "json")
         assert event in shown
-        payloads = assert_nothing_in_clear(shown, *SECRETS, "called the customer", "shop closed")
+        payloads = assert_nothing_in_clear(
+            shown, *SECRETS, "called the customer", "Grace", "shop closed"
+        )
         assert {metadata(p, "encoding") for p in payloads} == {ENCODING.decode()}
 
 

@@ -1,6 +1,7 @@
 """The scripts, run through their shebangs against a real dev server, as the README tells users."""
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -58,20 +59,23 @@ def test_happy_path_place_approve_deliver(env: dict[str, str], worker: Worker) -
     order_id = new_order_id()
     starter = start_starter(env, "12/30", "--order-id", order_id)
     placed = wait_for_output(starter, "Waiting for the result")
-    assert "It waits 30 s for approval:" in placed
-    assert f"./approve.py {order_id}" in placed
+    # The early return: the payment's answer before anything else.
+    assert placed.startswith(f"Charged $35.00 for order {order_id} (txn-"), placed
+    assert f"; it waits 30 s for approval: ./approve.py {order_id}\n" in placed
     assert f"/namespaces/default/workflows/{order_id}" in placed
 
-    approved = run_script("approve.py", order_id, "looks good", env=env)
+    approved = run_script("approve.py", order_id, "looks good", "--by", "ann", env=env)
     assert approved.returncode == 0, approved
-    assert f"Approved order {order_id}" in approved.stdout
+    assert re.fullmatch(
+        rf"Approved order {order_id} by ann at \d\d:\d\d:\d\d UTC: looks good\n", approved.stdout
+    ), approved
 
     out, err = starter.communicate(timeout=120)
     assert starter.returncode == 0, err
     assert f"Order {order_id} delivered." in out
     for field in ("payment:       txn-", "reservation:   rsv-", "tracking:      trk-"):
         assert field in out
-    assert "approved (looks good)" in out
+    assert re.search(r"approval:      approved by ann at \S+ UTC \(looks good\)\n", out), out
 
 
 def test_api_downtime_is_ridden_out_and_logged_one_line_per_attempt(
@@ -281,7 +285,8 @@ def test_bulk_approval_decides_only_the_waiting_orders(server: DevServer, tmp_pa
         rejected = run_script("approve.py", "--all-waiting", "--reject", "batch closed", env=env)
         assert rejected.returncode == 0, rejected
         lines = rejected.stdout.splitlines()
-        assert sorted(lines[:-1]) == sorted(f"Rejected order {i}: batch closed" for i in rest)
+        decided = r"Rejected order (\S+) by \S+ at \d\d:\d\d:\d\d UTC: batch closed"
+        assert sorted(re.fullmatch(decided, line)[1] for line in lines[:-1]) == sorted(rest)  # type: ignore[index]
         assert lines[-1] == "2 of 2 waiting orders rejected."
 
         again = run_script("approve.py", "--all-waiting", env=env)
@@ -360,7 +365,7 @@ def test_output_piped_to_head_ends_quietly(env: dict[str, str], worker: Worker) 
         ["bash", "-c", command],
         cwd=SCRIPTS, env=env, capture_output=True, text=True, timeout=SCRIPT_TIMEOUT,
     )  # fmt: skip
-    assert piped.stdout.startswith("Placed order ")
+    assert piped.stdout.startswith("Charged $35.00 for order ")
     assert piped.stderr == ""
     assert piped.returncode == 141  # As for a process stopped by SIGPIPE.
 

@@ -1,5 +1,7 @@
 """OrderWorkflow end to end, one test per scenario, each asserting what the customer would see."""
 
+from typing import Any
+
 import pytest
 from support.orders import (
     NO_APPROVAL,
@@ -34,7 +36,7 @@ from temporalio.testing import WorkflowEnvironment
 
 import approve
 from buggy_workflow import BuggyOrderWorkflow
-from errors import OrderError, UserError
+from errors import OrderError
 from rules import CATALOG
 from services import Ledger, Services
 from shared import (
@@ -42,6 +44,7 @@ from shared import (
     ApproveOrder,
     CancelAccepted,
     CancelOrder,
+    Decision,
     LineItem,
     OrderStatus,
     OrderStep,
@@ -80,7 +83,7 @@ async def test_status_while_awaiting_approval(
     async with order_worker(dev_server_env, task_queue, services):
         handle = await place(dev_server_env, task_queue, ORDER)
         waiting = await reach(handle, OrderStep.AWAITING_APPROVAL)
-        await handle.signal(OrderWorkflow.approve_order, ApproveOrder(reason="ok"))
+        await handle.signal(OrderWorkflow.approve_order, ApproveOrder(by="ann", reason="ok"))
         await result_of(handle)
         done = await handle.query(OrderWorkflow.get_status)
 
@@ -90,12 +93,16 @@ async def test_status_while_awaiting_approval(
         approval_required=True,
         total_cents=3_500,
     )
+    assert done.decision is not None
     assert done == OrderStatus(
         step=OrderStep.COMPLETED,
         approval=ApprovalState.APPROVED,
         approval_required=True,
         total_cents=3_500,
         decision_reason="ok",
+        decision=Decision(
+            approval=ApprovalState.APPROVED, by="ann", at=done.decision.at, reason="ok"
+        ),
     )
 
 
@@ -232,8 +239,8 @@ async def test_rejected_order_is_refunded(
 
 
 class AnotherApproverFirst(client.Interceptor):
-    """Sends a rejection just before the client's own signal, in the window between approve.py's
-    check that the order still waits and its signal: the race of two approvers, made certain."""
+    """Sends a rejection just before the client's own decision: the race of two approvers, made
+    certain."""
 
     def __init__(self, other: OrderHandle) -> None:
         self._other = other
@@ -242,9 +249,13 @@ class AnotherApproverFirst(client.Interceptor):
         other = self._other
 
         class RejectFirst(client.OutboundInterceptor):
-            async def signal_workflow(self, input: client.SignalWorkflowInput) -> None:
-                await other.signal(OrderWorkflow.reject_order, RejectOrder(reason="looks fake"))
-                await super().signal_workflow(input)
+            async def start_workflow_update(
+                self, input: client.StartWorkflowUpdateInput
+            ) -> client.WorkflowUpdateHandle[Any]:
+                await other.execute_update(
+                    OrderWorkflow.reject, RejectOrder(by="bob", reason="looks fake")
+                )
+                return await super().start_workflow_update(input)
 
         return RejectFirst(next)
 
@@ -258,13 +269,17 @@ async def test_approver_whose_decision_lost_the_race_is_told_so(
         config = dev_server_env.client.config()
         config["interceptors"] = [AnotherApproverFirst(handle)]
         racing = client.Client(**config)
-        with pytest.raises(UserError) as lost:
-            await approve.decide(racing.get_workflow_handle(handle.id), False, "fine by me")
+        with pytest.raises(approve.MovedOn) as lost:
+            await approve.decide(
+                racing.get_workflow_handle(handle.id), ApproveOrder(by="alice", reason="fine")
+            )
         error = await failure_of(handle)
+        status = await handle.query(OrderWorkflow.get_status)
 
+    assert status.decision is not None
     assert str(lost.value) == (
-        f"order {handle.id} was rejected (looks fake) by another decision first;"
-        " your approval did not take effect"
+        f"order {handle.id} was already rejected by bob at {status.decision.at:%H:%M:%S} UTC"
+        " (looks fake); your decision did not take effect"
     )
     assert error.type == OrderError.REJECTED
     assert effects(ledger, handle.id) == {"charge": 1, "refund": 1}

@@ -16,7 +16,13 @@ from pathlib import Path
 from typing import Any
 
 from temporalio.api.enums.v1 import EventType
-from temporalio.client import WorkflowFailureError, WorkflowHandle, WorkflowUpdateFailedError
+from temporalio.client import (
+    WithStartWorkflowOperation,
+    WorkflowFailureError,
+    WorkflowHandle,
+    WorkflowUpdateFailedError,
+)
+from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
@@ -25,7 +31,13 @@ from temporalio.worker import Worker
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "order_application"))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-from support.orders import NO_APPROVAL, ORDER, changed, order_worker
+from support.orders import (
+    NO_APPROVAL,
+    ORDER,
+    changed,
+    order_worker,
+    register_search_attributes,
+)
 
 from boundary import PLAIN
 from buggy_workflow import BuggyOrderWorkflow
@@ -41,6 +53,7 @@ from shared import (
     OrderStep,
     RejectOrder,
 )
+from visibility import SEARCH_ATTRIBUTES
 from workflow import OrderWorkflow
 
 HISTORIES = Path(__file__).resolve().parents[1] / "tests" / "histories"
@@ -59,10 +72,25 @@ class Recorder:
     def worker(self, task_queue: str, workflow: type = OrderWorkflow) -> Worker:
         return order_worker(self.env, task_queue, self.services, workflow)
 
-    async def place(self, name: str, order: Order) -> OrderHandle:
-        return await self.env.client.start_workflow(
-            OrderWorkflow.run, order, id=f"order-{name}", task_queue=name
+    async def place(self, name: str, order: Order, early_return: bool = False) -> OrderHandle:
+        """Starts the order; with `early_return`, as starter.py does, with the payment_settled
+        update, whose answer it awaits (a refusal included)."""
+        if not early_return:
+            return await self.env.client.start_workflow(
+                OrderWorkflow.run, order, id=f"order-{name}", task_queue=name
+            )
+        placing = WithStartWorkflowOperation(
+            OrderWorkflow.run,
+            order,
+            id=f"order-{name}",
+            task_queue=name,
+            id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
         )
+        with contextlib.suppress(WorkflowUpdateFailedError):
+            await self.env.client.execute_update_with_start_workflow(
+                OrderWorkflow.payment_settled, start_workflow_operation=placing
+            )
+        return await placing.workflow_handle()
 
 
 async def until(check: Callable[[], Awaitable[bool]]) -> None:
@@ -111,13 +139,14 @@ def placed(
     then: Callable[[OrderHandle], Awaitable[Any]] | None = None,
     release: type = OrderWorkflow,
     to_the_end: bool = True,
+    early_return: bool = False,
 ) -> Scenario:
     """Places `order` on `release`; once `once` holds, does `then` to it; returns when the order
     has ended, or right away for an order recorded in flight (`to_the_end` false)."""
 
     async def scenario(recorder: Recorder, name: str) -> OrderHandle:
         async with recorder.worker(name, release):
-            handle = await recorder.place(name, order)
+            handle = await recorder.place(name, order, early_return)
             if once is not None:
                 await once(handle)
             if then is not None:
@@ -163,6 +192,26 @@ async def invalid_order(recorder: Recorder, name: str) -> OrderHandle:
         )
         await ended(handle)
     return handle
+
+
+async def decided_twice(handle: OrderHandle) -> None:
+    """Two approvers, one after the other: the first decision stands, the second is refused."""
+    await handle.execute_update(
+        OrderWorkflow.approve, ApproveOrder(by="alice", reason="checked the address")
+    )
+    with contextlib.suppress(WorkflowUpdateFailedError):
+        await handle.execute_update(
+            OrderWorkflow.reject, RejectOrder(by="bob", reason="looks fake")
+        )
+
+
+async def malformed_decisions(handle: OrderHandle) -> None:
+    """Decision updates the Temporal CLI could send, each refused; then a rejection signal."""
+    malformed: list[list[object]] = [[{"by": 5}], [{}, {}], ["yes"]]
+    for args in malformed:
+        with contextlib.suppress(WorkflowUpdateFailedError):
+            await handle.execute_update("approve", args=args)
+    await handle.signal(OrderWorkflow.reject_order, RejectOrder(by="carol"))
 
 
 def approved(handle: OrderHandle) -> Awaitable[None]:
@@ -240,6 +289,20 @@ SCENARIOS: dict[str, tuple[bool, Scenario]] = {
         False,
         placed(once=awaiting_approval, then=approved, release=OrderWorkflowRelease1),
     ),
+    # Placed as starter.py places orders, listed by step (behind the listed-by-step patch), and
+    # decided through the approval updates: the histories above have none of these commands.
+    "early_return_decided": (
+        False,
+        placed(early_return=True, once=awaiting_approval, then=decided_twice),
+    ),
+    "early_return_card_expired": (
+        False,
+        placed(changed(ORDER, card_expiry="12/23"), early_return=True),
+    ),
+    "malformed_decisions": (
+        False,
+        placed(early_return=True, once=awaiting_approval, then=malformed_decisions),
+    ),
 }
 
 
@@ -257,12 +320,14 @@ async def main(names: list[str]) -> None:
                 dev_server_existing_path=str(BIN_DIR / "temporal"),
                 dev_server_log_level="error",
                 data_converter=PLAIN,
+                search_attributes=SEARCH_ATTRIBUTES,
             ) as dev_server,
             await WorkflowEnvironment.start_time_skipping(
                 test_server_existing_path=str(BIN_DIR / "temporal-test-server"),
                 data_converter=PLAIN,
             ) as test_server,
         ):
+            await register_search_attributes(test_server)
             for name in names or list(SCENARIOS):
                 time_skipping, scenario = SCENARIOS[name]
                 handle = await scenario(

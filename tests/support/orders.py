@@ -9,8 +9,9 @@ from typing import Any, TypeVar
 
 import pytest
 from pydantic import BaseModel
-from temporalio.api.enums.v1 import EventType
+from temporalio.api.enums.v1 import EventType, IndexedValueType
 from temporalio.api.history.v1 import HistoryEvent
+from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
 from temporalio.api.workflow.v1 import PendingActivityInfo
 from temporalio.client import WorkflowFailureError, WorkflowHandle
 from temporalio.exceptions import ApplicationError
@@ -22,6 +23,7 @@ from arguments import OneArgumentPerMessage
 from rules import CATALOG
 from services import Ledger, Services
 from shared import LineItem, Order, OrderFailure, OrderResult, OrderStatus, OrderStep
+from visibility import SEARCH_ATTRIBUTES
 from workflow import OrderWorkflow
 
 M = TypeVar("M", bound=BaseModel)
@@ -57,6 +59,20 @@ T = TypeVar("T")
 
 
 # --- Helpers ---------------------------------------------------------------------------------
+
+
+async def register_search_attributes(env: WorkflowEnvironment) -> None:
+    """The order's search attributes, on the time-skipping test server, which takes no option for
+    them: registered as an operator would."""
+    await env.client.operator_service.add_search_attributes(
+        AddSearchAttributesRequest(
+            namespace=env.client.namespace,
+            search_attributes={
+                key.name: IndexedValueType.ValueType(key.indexed_value_type)
+                for key in SEARCH_ATTRIBUTES
+            },
+        )
+    )
 
 
 def order_worker(
@@ -209,3 +225,14 @@ class PackingHeld(HeldServices):
 async def until_reached(services: HeldServices) -> None:
     async with asyncio.timeout(STEP_DEADLINE_SECONDS):
         await services.reached.wait()
+
+
+class ChargeHeld(HeldServices):
+    """Holds the charge of one order (`held`), and of no other."""
+
+    held = ""
+
+    async def charge(self, order_id: str, amount_cents: int) -> str:
+        if order_id == self.held:
+            await self._hold()
+        return await super().charge(order_id, amount_cents)

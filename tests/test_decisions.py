@@ -1,0 +1,415 @@
+"""Placing with an early return, deciding through updates, and finding orders by their step."""
+
+import asyncio
+import uuid
+from typing import Any
+
+import pytest
+from support.orders import (
+    NO_APPROVAL,
+    ORDER,
+    ChargeHeld,
+    OrderHandle,
+    changed,
+    effects,
+    failure_of,
+    order_worker,
+    place,
+    poll,
+    reach,
+    result_of,
+    until_reached,
+)
+from temporalio import client
+from temporalio.client import (
+    WithStartWorkflowOperation,
+    WorkflowUpdateFailedError,
+)
+from temporalio.common import WorkflowIDConflictPolicy
+from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
+from temporalio.testing import WorkflowEnvironment
+
+import approve
+from errors import DecisionRefused, OrderError
+from services import Ledger, Services
+from shared import (
+    NOBODY,
+    ApprovalState,
+    ApproveOrder,
+    CancelOrder,
+    Order,
+    OrderResult,
+    OrderStep,
+    PaymentSettled,
+    RejectOrder,
+)
+from terminal import EXIT_OK
+from visibility import ORDER_STEP, ORDER_TOTAL_CENTS, orders_awaiting_approval
+from workflow import OrderWorkflow
+
+
+def placing(
+    task_queue: str, order: Order, order_id: str | None = None
+) -> WithStartWorkflowOperation[OrderWorkflow, OrderResult]:
+    return WithStartWorkflowOperation(
+        OrderWorkflow.run,
+        order,
+        id=order_id or f"order-{uuid.uuid4()}",
+        task_queue=task_queue,
+        id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
+    )
+
+
+async def place_early(
+    env: WorkflowEnvironment, operation: WithStartWorkflowOperation[OrderWorkflow, OrderResult]
+) -> PaymentSettled:
+    """As starter.py places an order: started together with the payment_settled update."""
+    return await env.client.execute_update_with_start_workflow(
+        OrderWorkflow.payment_settled, start_workflow_operation=operation
+    )
+
+
+def refusal(err: pytest.ExceptionInfo[WorkflowUpdateFailedError]) -> ApplicationError:
+    assert isinstance(err.value.cause, ApplicationError)
+    return err.value.cause
+
+
+# --- Update-with-Start: the payment's answer at once ----------------------------------------------
+
+
+async def test_early_return_answers_once_the_card_is_charged(
+    time_skipping_env: WorkflowEnvironment, task_queue: str, services: Services, ledger: Ledger
+) -> None:
+    operation = placing(task_queue, ORDER)
+    async with order_worker(time_skipping_env, task_queue, services):
+        paid = await place_early(time_skipping_env, operation)
+        handle = await operation.workflow_handle()
+        # Answered with the payment settled, and before the approval: the order still waits.
+        status = await handle.query(OrderWorkflow.get_status)
+
+    assert paid == PaymentSettled(
+        transaction_id=ledger.effects(handle.id)[0].detail,
+        amount_cents=3_500,
+        awaits_approval=True,
+        approval_timeout_seconds=30,
+    )
+    assert status.step == OrderStep.AWAITING_APPROVAL
+    assert effects(ledger, handle.id) == {"charge": 1}
+
+
+async def test_early_return_of_an_order_below_the_threshold_says_it_needs_no_approval(
+    time_skipping_env: WorkflowEnvironment, task_queue: str, services: Services
+) -> None:
+    order = changed(ORDER, approval_threshold_cents=NO_APPROVAL)
+    async with order_worker(time_skipping_env, task_queue, services):
+        paid = await place_early(time_skipping_env, placing(task_queue, order))
+    assert not paid.awaits_approval
+
+
+@pytest.mark.parametrize(
+    ("order", "error_type", "message"),
+    [
+        (changed(ORDER, card_expiry="12/23"), OrderError.CARD_EXPIRED, "card expired 12/23"),
+        (
+            changed(ORDER, customer="blocked-customer"),
+            OrderError.POLICY_DENIED,
+            "Order denied: customer blocked-customer is blocked",
+        ),
+        (
+            changed(ORDER, customer="flagged-customer"),
+            OrderError.POLICY_DENIED,
+            "Order denied: the charge of order {order_id} was flagged as fraud",
+        ),
+    ],
+    ids=["expired card", "policy denial", "fraud re-check"],
+)
+async def test_early_return_of_an_order_that_cannot_be_charged_gives_the_reason(
+    time_skipping_env: WorkflowEnvironment,
+    task_queue: str,
+    services: Services,
+    ledger: Ledger,
+    order: Order,
+    error_type: str,
+    message: str,
+) -> None:
+    operation = placing(task_queue, order)
+    async with order_worker(time_skipping_env, task_queue, services):
+        with pytest.raises(WorkflowUpdateFailedError) as refused:
+            await place_early(time_skipping_env, operation)
+        handle: OrderHandle = await operation.workflow_handle()
+        ended = await failure_of(handle)
+
+    message = message.format(order_id=handle.id)
+    assert (refusal(refused).type, refusal(refused).message) == (error_type, message)
+    # The order itself ends the same way, and nothing stays charged.
+    assert (ended.type, ended.message) == (error_type, message)
+    assert effects(ledger, handle.id)["charge"] == effects(ledger, handle.id)["refund"]
+
+
+async def test_early_return_of_an_order_cancelled_while_charging_says_so(
+    time_skipping_env: WorkflowEnvironment, task_queue: str, ledger: Ledger
+) -> None:
+    services = ChargeHeld(ledger)
+    services.held = f"order-{uuid.uuid4()}"
+    operation = placing(task_queue, ORDER, services.held)
+    async with order_worker(time_skipping_env, task_queue, services):
+        paying = asyncio.ensure_future(place_early(time_skipping_env, operation))
+        await until_reached(services)
+        # Not operation.workflow_handle(): that waits for the update-with-start's first answer.
+        handle: OrderHandle = time_skipping_env.client.get_workflow_handle(services.held)
+        await handle.execute_update(OrderWorkflow.cancel_order, CancelOrder(reason="too slow"))
+        services.let_through.set()
+        with pytest.raises(WorkflowUpdateFailedError) as refused:
+            await paying
+        await failure_of(handle)
+
+    assert refusal(refused).type == OrderError.CANCELLED
+    assert refusal(refused).message == "Order cancelled: too slow"
+
+
+async def test_an_order_id_is_placed_once_only(
+    dev_server_env: WorkflowEnvironment, task_queue: str, services: Services
+) -> None:
+    order_id = f"order-{uuid.uuid4()}"
+    async with order_worker(dev_server_env, task_queue, services):
+        await place_early(dev_server_env, placing(task_queue, ORDER, order_id))
+        with pytest.raises(WorkflowAlreadyStartedError):
+            await place_early(dev_server_env, placing(task_queue, ORDER, order_id))
+
+
+# --- Decisions: updates, first one wins, who and when ---------------------------------------------
+
+
+async def test_first_decision_wins_and_a_second_is_refused_with_the_one_that_stands(
+    time_skipping_env: WorkflowEnvironment, task_queue: str, services: Services
+) -> None:
+    async with order_worker(time_skipping_env, task_queue, services):
+        handle = await place(time_skipping_env, task_queue, ORDER)
+        await reach(handle, OrderStep.AWAITING_APPROVAL)
+        taken = await handle.execute_update(
+            OrderWorkflow.approve, ApproveOrder(by="alice", reason=" checked the address ")
+        )
+        with pytest.raises(WorkflowUpdateFailedError) as second:
+            await handle.execute_update(
+                OrderWorkflow.reject, RejectOrder(by="bob", reason="looks fake")
+            )
+        result = await result_of(handle)
+
+    assert (taken.approval, taken.by, taken.reason) == (
+        ApprovalState.APPROVED,
+        "alice",
+        "checked the address",
+    )
+    assert refusal(second).type == DecisionRefused.ALREADY_DECIDED
+    assert refusal(second).message == (
+        f"order {handle.id} was already approved by alice at {taken.at:%H:%M:%S} UTC"
+        " (checked the address)"
+    )
+    # Who decided, and when in workflow time, in the result the Web UI decodes too.
+    assert result.decision == taken
+    assert result.approval == ApprovalState.APPROVED
+
+
+async def test_a_decision_that_names_nobody_records_not_given(
+    time_skipping_env: WorkflowEnvironment, task_queue: str, services: Services
+) -> None:
+    async with order_worker(time_skipping_env, task_queue, services):
+        handle = await place(time_skipping_env, task_queue, ORDER)
+        await reach(handle, OrderStep.AWAITING_APPROVAL)
+        taken = await handle.execute_update(OrderWorkflow.reject)
+        await failure_of(handle)
+    assert (taken.by, taken.reason) == (NOBODY, "no reason given")
+    assert str(taken).startswith("rejected by (name not given) at ")
+
+
+@pytest.mark.parametrize(
+    "signalled",
+    [ApproveOrder(by="carol", reason="known customer"), None],
+    ids=["signal naming carol", "bare signal"],
+)
+async def test_a_decision_by_signal_records_who_and_when_too(
+    time_skipping_env: WorkflowEnvironment,
+    task_queue: str,
+    services: Services,
+    signalled: ApproveOrder | None,
+) -> None:
+    async with order_worker(time_skipping_env, task_queue, services):
+        handle = await place(time_skipping_env, task_queue, ORDER)
+        status = await reach(handle, OrderStep.AWAITING_APPROVAL)
+        if signalled is None:
+            await handle.signal(OrderWorkflow.approve_order)
+        else:
+            await handle.signal(OrderWorkflow.approve_order, signalled)
+        result = await result_of(handle)
+
+    assert result.decision is not None
+    assert result.decision.by == (signalled.by if signalled else NOBODY)
+    assert result.decision.reason == (signalled.reason if signalled else "")
+    assert result.decision.at.tzinfo is not None
+    assert status.decision is None
+
+
+async def test_a_decision_before_the_order_awaits_approval_is_refused_and_leaves_no_trace(
+    time_skipping_env: WorkflowEnvironment, task_queue: str, ledger: Ledger
+) -> None:
+    services = ChargeHeld(ledger)
+    services.held = f"order-{uuid.uuid4()}"
+    operation = placing(task_queue, ORDER, services.held)
+    async with order_worker(time_skipping_env, task_queue, services):
+        paying = asyncio.ensure_future(place_early(time_skipping_env, operation))
+        await until_reached(services)
+        # Not operation.workflow_handle(): that waits for the update-with-start's first answer.
+        handle: OrderHandle = time_skipping_env.client.get_workflow_handle(services.held)
+        with pytest.raises(WorkflowUpdateFailedError) as early:
+            await handle.execute_update(OrderWorkflow.approve, ApproveOrder(by="alice"))
+        services.let_through.set()
+        await paying
+        status = await reach(handle, OrderStep.AWAITING_APPROVAL)
+
+    assert refusal(early).type == DecisionRefused.NOT_AWAITING_APPROVAL
+    assert refusal(early).message == (
+        f"order {handle.id} is not awaiting approval: it is charging payment"
+    )
+    assert (status.approval, status.decision) == (ApprovalState.PENDING, None)
+
+
+# --- Orders listed by their step ------------------------------------------------------------------
+
+
+async def listed(env: WorkflowEnvironment, query: str) -> list[str]:
+    return [execution.id async for execution in env.client.list_workflows(query)]
+
+
+async def test_an_order_is_listed_by_its_step_and_total(
+    dev_server_env: WorkflowEnvironment, task_queue: str, services: Services
+) -> None:
+    async with order_worker(dev_server_env, task_queue, services):
+        handle = await place(dev_server_env, task_queue, ORDER)
+        await reach(handle, OrderStep.AWAITING_APPROVAL)
+        waiting = (await handle.describe()).typed_search_attributes
+        query = orders_awaiting_approval(task_queue)
+
+        async def shown() -> list[str] | None:
+            return ids if (ids := await listed(dev_server_env, query)) else None
+
+        assert await poll(shown, "the order in the list of waiting orders") == [handle.id]
+        await handle.execute_update(OrderWorkflow.approve, ApproveOrder(by="alice"))
+        await result_of(handle)
+        done = (await handle.describe()).typed_search_attributes
+
+    assert waiting.get(ORDER_STEP) == OrderStep.AWAITING_APPROVAL
+    assert waiting.get(ORDER_TOTAL_CENTS) == 3_500
+    assert done.get(ORDER_STEP) == OrderStep.COMPLETED
+
+
+async def test_search_attributes_hold_no_customer_data(
+    dev_server_env: WorkflowEnvironment, task_queue: str, services: Services
+) -> None:
+    """They are stored and shown in clear, even with every payload encrypted."""
+    orders = [ORDER, changed(ORDER, card_expiry="12/23")]
+    async with order_worker(dev_server_env, task_queue, services):
+        handles = [await place(dev_server_env, task_queue, order) for order in orders]
+        await reach(handles[0], OrderStep.AWAITING_APPROVAL)
+        await failure_of(handles[1])
+        values = [
+            str(pair.value)
+            for handle in handles
+            for pair in (await handle.describe()).typed_search_attributes
+        ]
+
+    assert values
+    for secret in (ORDER.customer, ORDER.shipping_address, ORDER.card_expiry, "12/23"):
+        assert not any(secret in value for value in values), (secret, values)
+
+
+# --- Bulk decisions -------------------------------------------------------------------------------
+
+
+async def test_bulk_approval_decides_only_orders_that_await_approval(
+    dev_server_env: WorkflowEnvironment,
+    task_queue: str,
+    ledger: Ledger,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    services = ChargeHeld(ledger)
+    async with order_worker(dev_server_env, task_queue, services):
+        waiting = await place(dev_server_env, task_queue, ORDER)
+        await reach(waiting, OrderStep.AWAITING_APPROVAL)
+        services.held = f"order-{uuid.uuid4()}"
+        operation = placing(task_queue, ORDER, services.held)
+        paying = asyncio.ensure_future(place_early(dev_server_env, operation))
+        await until_reached(services)
+        charging: OrderHandle = dev_server_env.client.get_workflow_handle(services.held)
+
+        async def only_the_waiting_one_listed() -> bool | None:
+            ids = await listed(dev_server_env, orders_awaiting_approval(task_queue))
+            return True if ids == [waiting.id] else None
+
+        await poll(only_the_waiting_one_listed, "the waiting order, and it alone, listed")
+        code = await approve.decide_all_waiting(
+            dev_server_env.client, task_queue, ApproveOrder(by="alice")
+        )
+        still_charging = await charging.query(OrderWorkflow.get_status)
+        services.let_through.set()
+        await paying
+        await result_of(waiting)
+
+    assert code == EXIT_OK
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith(f"Approved order {waiting.id} by alice at ")
+    assert lines[1:] == ["1 of 1 waiting orders approved."]
+    assert still_charging.step == OrderStep.CHARGING_PAYMENT
+    assert (still_charging.approval, still_charging.decision) == (ApprovalState.PENDING, None)
+
+
+class AnotherDecisionFirst(client.Interceptor):
+    """Rejects each order just before the client's own decision reaches it: an order that moved
+    on between the list and the decision."""
+
+    def __init__(self, other: client.Client) -> None:
+        self._other = other
+
+    def intercept_client(self, next: client.OutboundInterceptor) -> client.OutboundInterceptor:
+        other = self._other
+
+        class RejectFirst(client.OutboundInterceptor):
+            async def start_workflow_update(
+                self, input: client.StartWorkflowUpdateInput
+            ) -> client.WorkflowUpdateHandle[Any]:
+                await other.get_workflow_handle(input.id).execute_update(
+                    OrderWorkflow.reject, RejectOrder(by="bob", reason="looks fake")
+                )
+                return await super().start_workflow_update(input)
+
+        return RejectFirst(next)
+
+
+async def test_bulk_approval_reports_an_order_that_moved_on_and_still_succeeds(
+    dev_server_env: WorkflowEnvironment,
+    task_queue: str,
+    services: Services,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    async with order_worker(dev_server_env, task_queue, services):
+        handle = await place(dev_server_env, task_queue, ORDER)
+        await reach(handle, OrderStep.AWAITING_APPROVAL)
+
+        async def shown() -> list[str] | None:
+            return ids if (ids := await listed(dev_server_env, query)) else None
+
+        query = orders_awaiting_approval(task_queue)
+        await poll(shown, "the order in the list of waiting orders")
+        config = dev_server_env.client.config()
+        config["interceptors"] = [AnotherDecisionFirst(dev_server_env.client)]
+        code = await approve.decide_all_waiting(
+            client.Client(**config), task_queue, ApproveOrder(by="alice")
+        )
+        error = await failure_of(handle)
+
+    assert code == EXIT_OK
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 2, lines
+    assert lines[0].startswith(f"skipped: order {handle.id} was already rejected by bob at ")
+    assert lines[0].endswith("(looks fake); your decision did not take effect")
+    assert lines[1] == "0 of 1 waiting orders approved; 1 had moved on since they were listed."
+    assert error.type == OrderError.REJECTED
