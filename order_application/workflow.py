@@ -279,10 +279,6 @@ class OrderWorkflow:
         if not self._approval_required:
             self._approval = ApprovalState.NOT_REQUIRED
         self._listed = self._has_search_attributes()
-        if self._listed:
-            workflow.upsert_search_attributes(
-                [ORDER_STEP.value_set(self._step), ORDER_TOTAL_CENTS.value_set(self._total_cents)]
-            )
 
     def _has_search_attributes(self) -> bool:
         """Upserts of search attributes are commands in the history: an order placed before
@@ -290,10 +286,12 @@ class OrderWorkflow:
         return workflow.patched(LISTED_BY_STEP)
 
     def _move_to(self, step: OrderStep) -> None:
-        """The order's step, kept current in its OrderStep search attribute."""
+        """The order's step, kept current in its search attributes, with its total."""
         self._step = step
         if self._listed:
-            workflow.upsert_search_attributes([ORDER_STEP.value_set(step)])
+            workflow.upsert_search_attributes(
+                [ORDER_STEP.value_set(step), ORDER_TOTAL_CENTS.value_set(self._total_cents)]
+            )
 
     def _settle_payment(self, order: Order, payment: Payment) -> None:
         self._paid = PaymentSettled(
