@@ -375,7 +375,10 @@ class OrderWorkflow:
                 "Order approval timed out", type=OrderError.APPROVAL_TIMED_OUT, non_retryable=True
             ) from None
         finally:
-            approval_waited(workflow.now() - waiting_since, self._approval)
+            # Not when the worker evicts the order from its cache: its wait has not ended then,
+            # and the workflow's context is gone.
+            if workflow.in_workflow():
+                approval_waited(workflow.now() - waiting_since, self._approval)
         self._raise_if_cancelled()
         if self._approval == ApprovalState.REJECTED:
             assert self._decision is not None
