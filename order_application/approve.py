@@ -156,7 +156,7 @@ async def decide_all_waiting(
         return EXIT_OK
     limit = asyncio.Semaphore(BULK_CONCURRENCY)
 
-    async def decide_one(handle: OrderHandle) -> bool | None:
+    async def decide_listed(handle: OrderHandle) -> bool | None:
         """True: decided; None: moved on; False: failed."""
         async with limit:
             try:
@@ -174,7 +174,7 @@ async def decide_all_waiting(
                 print(f"skipped: order {handle.id} has finished since it was listed", flush=True)
             return None
 
-    outcomes = await asyncio.gather(*(decide_one(handle) for handle in waiting))
+    outcomes = await asyncio.gather(*(decide_listed(handle) for handle in waiting))
     verb = "rejected" if isinstance(decision, RejectOrder) else "approved"
     moved_on = outcomes.count(None)
     print(

@@ -289,10 +289,10 @@ async def test_an_order_is_listed_by_its_step_and_total(
         waiting = (await handle.describe()).typed_search_attributes
         query = orders_awaiting_approval(task_queue)
 
-        async def shown() -> list[str] | None:
+        async def listed_ids() -> list[str] | None:
             return ids if (ids := await listed(dev_server_env, query)) else None
 
-        assert await poll(shown, "the order in the list of waiting orders") == [handle.id]
+        assert await poll(listed_ids, "the order in the list of waiting orders") == [handle.id]
         await handle.execute_update(OrderWorkflow.approve, ApproveOrder(by="alice"))
         await result_of(handle)
         done = (await handle.describe()).typed_search_attributes
@@ -394,11 +394,11 @@ async def test_bulk_approval_reports_an_order_that_moved_on_and_still_succeeds(
         handle = await place(dev_server_env, task_queue, ORDER)
         await reach(handle, OrderStep.AWAITING_APPROVAL)
 
-        async def shown() -> list[str] | None:
+        async def listed_ids() -> list[str] | None:
             return ids if (ids := await listed(dev_server_env, query)) else None
 
         query = orders_awaiting_approval(task_queue)
-        await poll(shown, "the order in the list of waiting orders")
+        await poll(listed_ids, "the order in the list of waiting orders")
         config = dev_server_env.client.config()
         config["interceptors"] = [AnotherDecisionFirst(dev_server_env.client)]
         code = await approve.decide_all_waiting(
