@@ -450,3 +450,22 @@ def _stop(pid: int) -> None:
             return
         time.sleep(0.2)
     os.kill(pid, signal.SIGKILL)
+
+
+def test_worker_names_the_command_for_missing_search_attributes(tmp_path: Path) -> None:
+    """A server the worker did not start itself, without the order's search attributes: every
+    order's first workflow task would fail, so the worker says what to run, and does not start."""
+    bare = DevServer(search_attributes=False)
+    bare.start()
+    try:
+        refused = run_script(
+            "worker.py", "--codec-port", "0", env=script_env(bare, tmp_path), timeout=60
+        )
+    finally:
+        bare.stop()
+    assert_one_line_error(
+        refused,
+        "namespace default lacks the search attribute(s) OrderStep, OrderTotalCents; register"
+        " them with: temporal operator search-attribute create --name OrderStep --type Keyword"
+        " && temporal operator search-attribute create --name OrderTotalCents --type Int",
+    )
