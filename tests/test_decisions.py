@@ -2,12 +2,12 @@
 
 import asyncio
 import uuid
-from typing import Any
 
 import pytest
 from support.orders import (
     NO_APPROVAL,
     ORDER,
+    AnotherDecisionFirst,
     ChargeHeld,
     OrderHandle,
     changed,
@@ -67,6 +67,16 @@ async def place_early(
     return await env.client.execute_update_with_start_workflow(
         OrderWorkflow.payment_settled, start_workflow_operation=operation
     )
+
+
+def placed_with_charge_held(
+    env: WorkflowEnvironment, task_queue: str, services: ChargeHeld
+) -> tuple["asyncio.Future[PaymentSettled]", OrderHandle]:
+    """Places an order early-return style and holds its charge: the payment answer to come, and
+    the order's handle (not the operation's, which waits for the update's first answer)."""
+    services.held = f"order-{uuid.uuid4()}"
+    paying = asyncio.ensure_future(place_early(env, placing(task_queue, ORDER, services.held)))
+    return paying, env.client.get_workflow_handle(services.held)
 
 
 def refusal(err: pytest.ExceptionInfo[WorkflowUpdateFailedError]) -> ApplicationError:
@@ -150,13 +160,9 @@ async def test_early_return_of_an_order_cancelled_while_charging_says_so(
     time_skipping_env: WorkflowEnvironment, task_queue: str, ledger: Ledger
 ) -> None:
     services = ChargeHeld(ledger)
-    services.held = f"order-{uuid.uuid4()}"
-    operation = placing(task_queue, ORDER, services.held)
     async with order_worker(time_skipping_env, task_queue, services):
-        paying = asyncio.ensure_future(place_early(time_skipping_env, operation))
+        paying, handle = placed_with_charge_held(time_skipping_env, task_queue, services)
         await until_reached(services)
-        # Not operation.workflow_handle(): that waits for the update-with-start's first answer.
-        handle: OrderHandle = time_skipping_env.client.get_workflow_handle(services.held)
         await handle.execute_update(OrderWorkflow.cancel_order, CancelOrder(reason="too slow"))
         services.let_through.set()
         with pytest.raises(WorkflowUpdateFailedError) as refused:
@@ -253,13 +259,9 @@ async def test_a_decision_before_the_order_awaits_approval_is_refused_and_leaves
     time_skipping_env: WorkflowEnvironment, task_queue: str, ledger: Ledger
 ) -> None:
     services = ChargeHeld(ledger)
-    services.held = f"order-{uuid.uuid4()}"
-    operation = placing(task_queue, ORDER, services.held)
     async with order_worker(time_skipping_env, task_queue, services):
-        paying = asyncio.ensure_future(place_early(time_skipping_env, operation))
+        paying, handle = placed_with_charge_held(time_skipping_env, task_queue, services)
         await until_reached(services)
-        # Not operation.workflow_handle(): that waits for the update-with-start's first answer.
-        handle: OrderHandle = time_skipping_env.client.get_workflow_handle(services.held)
         with pytest.raises(WorkflowUpdateFailedError) as early:
             await handle.execute_update(OrderWorkflow.approve, ApproveOrder(by="alice"))
         services.let_through.set()
@@ -335,11 +337,8 @@ async def test_bulk_approval_decides_only_orders_that_await_approval(
     async with order_worker(dev_server_env, task_queue, services):
         waiting = await place(dev_server_env, task_queue, ORDER)
         await reach(waiting, OrderStep.AWAITING_APPROVAL)
-        services.held = f"order-{uuid.uuid4()}"
-        operation = placing(task_queue, ORDER, services.held)
-        paying = asyncio.ensure_future(place_early(dev_server_env, operation))
+        paying, charging = placed_with_charge_held(dev_server_env, task_queue, services)
         await until_reached(services)
-        charging: OrderHandle = dev_server_env.client.get_workflow_handle(services.held)
 
         async def only_the_waiting_one_listed() -> bool | None:
             ids = await listed(dev_server_env, orders_awaiting_approval(task_queue))
@@ -360,28 +359,6 @@ async def test_bulk_approval_decides_only_orders_that_await_approval(
     assert lines[1:] == ["1 of 1 waiting orders approved."]
     assert still_charging.step == OrderStep.CHARGING_PAYMENT
     assert (still_charging.approval, still_charging.decision) == (ApprovalState.PENDING, None)
-
-
-class AnotherDecisionFirst(client.Interceptor):
-    """Rejects each order just before the client's own decision reaches it: an order that moved
-    on between the list and the decision."""
-
-    def __init__(self, other: client.Client) -> None:
-        self._other = other
-
-    def intercept_client(self, next: client.OutboundInterceptor) -> client.OutboundInterceptor:
-        other = self._other
-
-        class RejectFirst(client.OutboundInterceptor):
-            async def start_workflow_update(
-                self, input: client.StartWorkflowUpdateInput
-            ) -> client.WorkflowUpdateHandle[Any]:
-                await other.get_workflow_handle(input.id).execute_update(
-                    OrderWorkflow.reject, RejectOrder(by="bob", reason="looks fake")
-                )
-                return await super().start_workflow_update(input)
-
-        return RejectFirst(next)
 
 
 async def test_bulk_approval_reports_an_order_that_moved_on_and_still_succeeds(

@@ -1,13 +1,11 @@
 """OrderWorkflow end to end, one test per scenario, each asserting what the customer would see."""
 
-from typing import Any
-
 import pytest
 from support.orders import (
     NO_APPROVAL,
     ORDER,
+    AnotherDecisionFirst,
     DeliveryHeld,
-    OrderHandle,
     PackingHeld,
     RefundHeld,
     ReservationHeld,
@@ -238,28 +236,6 @@ async def test_rejected_order_is_refunded(
     assert effects(ledger, handle.id) == {"charge": 1, "refund": 1}
 
 
-class AnotherApproverFirst(client.Interceptor):
-    """Sends a rejection just before the client's own decision: the race of two approvers, made
-    certain."""
-
-    def __init__(self, other: OrderHandle) -> None:
-        self._other = other
-
-    def intercept_client(self, next: client.OutboundInterceptor) -> client.OutboundInterceptor:
-        other = self._other
-
-        class RejectFirst(client.OutboundInterceptor):
-            async def start_workflow_update(
-                self, input: client.StartWorkflowUpdateInput
-            ) -> client.WorkflowUpdateHandle[Any]:
-                await other.execute_update(
-                    OrderWorkflow.reject, RejectOrder(by="bob", reason="looks fake")
-                )
-                return await super().start_workflow_update(input)
-
-        return RejectFirst(next)
-
-
 async def test_approver_whose_decision_lost_the_race_is_told_so(
     dev_server_env: WorkflowEnvironment, task_queue: str, services: Services, ledger: Ledger
 ) -> None:
@@ -267,7 +243,7 @@ async def test_approver_whose_decision_lost_the_race_is_told_so(
         handle = await place(dev_server_env, task_queue, ORDER)
         await reach(handle, OrderStep.AWAITING_APPROVAL)
         config = dev_server_env.client.config()
-        config["interceptors"] = [AnotherApproverFirst(handle)]
+        config["interceptors"] = [AnotherDecisionFirst(dev_server_env.client)]
         racing = client.Client(**config)
         with pytest.raises(approve.MovedOn) as lost:
             await approve.decide(

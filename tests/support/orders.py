@@ -9,6 +9,7 @@ from typing import Any, TypeVar
 
 import pytest
 from pydantic import BaseModel
+from temporalio import client
 from temporalio.api.enums.v1 import EventType, IndexedValueType
 from temporalio.api.history.v1 import HistoryEvent
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
@@ -22,7 +23,15 @@ from activities import OrderActivities
 from arguments import OneArgumentPerMessage
 from rules import CATALOG
 from services import Ledger, Services
-from shared import LineItem, Order, OrderFailure, OrderResult, OrderStatus, OrderStep
+from shared import (
+    LineItem,
+    Order,
+    OrderFailure,
+    OrderResult,
+    OrderStatus,
+    OrderStep,
+    RejectOrder,
+)
 from visibility import SEARCH_ATTRIBUTES
 from workflow import OrderWorkflow
 
@@ -236,3 +245,25 @@ class ChargeHeld(HeldServices):
         if order_id == self.held:
             await self._hold()
         return await super().charge(order_id, amount_cents)
+
+
+class AnotherDecisionFirst(client.Interceptor):
+    """Rejects the order, as bob, just before the client's own decision reaches it: the race of
+    two approvers, or an order that moved on since it was listed, made certain."""
+
+    def __init__(self, other: client.Client) -> None:
+        self._other = other
+
+    def intercept_client(self, next: client.OutboundInterceptor) -> client.OutboundInterceptor:
+        other = self._other
+
+        class RejectFirst(client.OutboundInterceptor):
+            async def start_workflow_update(
+                self, input: client.StartWorkflowUpdateInput
+            ) -> client.WorkflowUpdateHandle[Any]:
+                await other.get_workflow_handle(input.id).execute_update(
+                    OrderWorkflow.reject, RejectOrder(by="bob", reason="looks fake")
+                )
+                return await super().start_workflow_update(input)
+
+        return RejectFirst(next)
