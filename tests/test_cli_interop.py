@@ -427,7 +427,8 @@ def test_reset_of_a_refunded_order_is_refused_and_ships_nothing(
     start(
         server, env, codec_port, order_id, "-i", as_input(VALID | {"approval_timeout_seconds": 1})
     )
-    assert "Order approval timed out" in status_when(env, order_id, "failed")
+    # The reason, not the step: status.py may catch the order at step `failed` just before it ends.
+    status_when(env, order_id, "Order approval timed out")
     reset = temporal(
         server, codec_port, "workflow", "reset", "-w", order_id,
         "--type", "FirstWorkflowTask", "--reason", "approve it this time", "--yes",
