@@ -8,34 +8,22 @@
 import argparse
 import asyncio
 import getpass
-from collections.abc import Awaitable
-from datetime import timedelta
 
-from temporalio.client import (
-    Client,
-    WorkflowUpdateFailedError,
-    WorkflowUpdateRPCTimeoutOrCancelledError,
-)
-from temporalio.exceptions import ApplicationError, FailureError
+from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
 from cli import run
 from connection import connect, load_settings
-from errors import DecisionRefused, UserError
-from lookups import NO_WORKER_SECONDS, OrderHandle, running_order
-from shared import ApproveOrder, Decision, RejectOrder
+from decisions import MovedOn, decide, decide_order
+from errors import UserError
+from lookups import OrderHandle
+from shared import ApproveOrder, RejectOrder
 from terminal import EXIT_NO, EXIT_OK
 from visibility import orders_awaiting_approval
 from workflow import OrderWorkflow
 
-NO_WORKER = timedelta(seconds=NO_WORKER_SECONDS)
-
 # Decisions in flight at once with --all-waiting: each waits for the worker to run its update.
 BULK_CONCURRENCY = 50
-
-
-class MovedOn(UserError):
-    """The order no longer awaits approval: decided, expired, cancelled or finished meanwhile."""
 
 
 def parse_args() -> argparse.Namespace:
@@ -84,60 +72,8 @@ async def main() -> int:
     client = await connect(settings)
     if args.all_waiting:
         return await decide_all_waiting(client, settings.task_queue, decision)
-    handle = client.get_workflow_handle_for(OrderWorkflow.run, args.order_id)
-    try:
-        print(await decide(handle, decision))
-    except RPCError as err:
-        if err.status == RPCStatusCode.NOT_FOUND:  # No such order, or one that has finished.
-            await running_order(client, args.order_id)
-        raise
+    print(await decide_order(client, args.order_id, decision))
     return EXIT_OK
-
-
-async def decide(handle: OrderHandle, decision: ApproveOrder | RejectOrder) -> str:
-    """Sends the decision as one update; what took effect, in one line. A refusal is a UserError
-    (MovedOn when the order no longer awaits approval)."""
-    rejecting = isinstance(decision, RejectOrder)
-    what = "rejection" if rejecting else "approval"
-    try:
-        # The order's validator accepts it only while the order awaits approval and nobody has
-        # decided; the answer is the decision that took effect.
-        taken = await _update(handle, decision)
-    except WorkflowUpdateFailedError as err:
-        refused = err.cause
-        if isinstance(refused, ApplicationError) and refused.type in set(DecisionRefused):
-            also = "; your decision did not take effect"
-            if refused.type == DecisionRefused.ALREADY_DECIDED:
-                raise MovedOn(f"{refused.message}{also}") from err
-            raise MovedOn(refused.message) from err
-        why = refused.message if isinstance(refused, FailureError) else str(refused)
-        raise UserError(f"order {handle.id} refused the {what}: {why}") from err
-    except WorkflowUpdateRPCTimeoutOrCancelledError:
-        # No worker accepted the update (none runs, or none can replay the order): a refused or
-        # unanswered update leaves no trace, so send the decision as a signal, which the order's
-        # history keeps and which acts once a worker runs the order, if it still awaits approval.
-        await _signal(handle, decision)
-        return (
-            f"No worker took the {what} of order {handle.id} within {NO_WORKER_SECONDS:.0f} s,"
-            " so it was sent as a signal: the order keeps it and acts on it once a worker can run"
-            " it (if one runs, its log says why it cannot)."
-        )
-    verb = "Rejected" if rejecting else "Approved"
-    return f"{verb} order {handle.id} {taken.who_and_when}" + (
-        f": {taken.reason}" if taken.reason else "."
-    )
-
-
-def _update(handle: OrderHandle, decision: ApproveOrder | RejectOrder) -> Awaitable[Decision]:
-    if isinstance(decision, RejectOrder):
-        return handle.execute_update(OrderWorkflow.reject, decision, rpc_timeout=NO_WORKER)
-    return handle.execute_update(OrderWorkflow.approve, decision, rpc_timeout=NO_WORKER)
-
-
-def _signal(handle: OrderHandle, decision: ApproveOrder | RejectOrder) -> Awaitable[None]:
-    if isinstance(decision, RejectOrder):
-        return handle.signal(OrderWorkflow.reject_order, decision)
-    return handle.signal(OrderWorkflow.approve_order, decision)
 
 
 async def decide_all_waiting(

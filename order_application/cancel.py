@@ -6,18 +6,16 @@
 """Cancels an order that has not started delivery, and shows what was given back."""
 
 import argparse
-import asyncio
 
-from temporalio.client import WorkflowFailureError, WorkflowUpdateFailedError
+from temporalio.client import WorkflowFailureError
 
+from cancelling import request_cancel
 from cli import run
 from connection import connect, load_settings
 from errors import UserError
-from lookups import NO_WORKER_SECONDS, failure_reason, running_order
+from lookups import failure_reason
 from reports import describe_compensations
-from shared import CancelOrder
 from terminal import EXIT_OK
-from workflow import OrderWorkflow
 
 
 def parse_args() -> argparse.Namespace:
@@ -30,19 +28,7 @@ def parse_args() -> argparse.Namespace:
 async def main() -> int:
     args = parse_args()
     client = await connect(load_settings())
-    handle = await running_order(client, args.order_id)
-    # An update, not a signal: the order itself accepts or refuses, and the caller hears which.
-    try:
-        accepted = await asyncio.wait_for(
-            handle.execute_update(OrderWorkflow.cancel_order, CancelOrder(reason=args.reason)),
-            NO_WORKER_SECONDS,
-        )
-    except WorkflowUpdateFailedError as err:
-        raise UserError(f"order {args.order_id} was not cancelled: {err.cause}") from err
-    except TimeoutError as err:
-        raise UserError(
-            f"no worker answered within {NO_WORKER_SECONDS:.0f} s; start ./worker.py and try again"
-        ) from err
+    handle, accepted = await request_cancel(client, args.order_id, args.reason)
     print(f"Cancelling order {args.order_id} (it was {accepted.step})...", flush=True)
     try:
         await handle.result()

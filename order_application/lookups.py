@@ -1,5 +1,6 @@
 """Finding an order in Temporal: whether it exists, where it is, and why it failed."""
 
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -66,6 +67,41 @@ async def order_status(handle: WorkflowHandle[Any, Any]) -> OrderStatus | None:
         raise OrderCannotAnswer(handle.id, err.message) from err
     except WorkflowQueryFailedError as err:
         raise OrderCannotAnswer(handle.id, str(err)) from err
+
+
+@dataclass(frozen=True)
+class Delivered:
+    result: OrderResult
+
+
+@dataclass(frozen=True)
+class Ended:
+    """An order that ended undelivered: how (`failed`, `canceled`, …), why, and what was undone."""
+
+    how: str
+    reason: str
+    compensations: list[CompensationResult]
+
+
+async def where_is(client: Client, order_id: str) -> Delivered | Ended | OrderStatus:
+    """The delivered order's result, why an order ended undelivered, or a running order's status;
+    a one-line UserError when there is no such order or no worker answers for a running one."""
+    handle, description = await describe_order(client, order_id)
+    if description.status == WorkflowExecutionStatus.COMPLETED:
+        return Delivered(await handle.result())
+    if description.status != WorkflowExecutionStatus.RUNNING:
+        try:
+            await handle.result()
+        except WorkflowFailureError as err:
+            reason, compensations = await failure_reason(handle, err)
+            return Ended(finished(description), reason, compensations)
+    status = await order_status(handle)
+    if status is None:
+        raise UserError(
+            f"order {order_id} is running but no worker answered: start ./worker.py, or, if"
+            " one runs, see its log for why it cannot run this order"
+        )
+    return status
 
 
 def finished(description: WorkflowExecutionDescription) -> str:

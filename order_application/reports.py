@@ -1,7 +1,14 @@
-"""What the scripts print about an order: its items, its result, what was undone."""
+"""What the scripts and the inbox say about an order: its items, its result, what was undone."""
 
 from rules import format_cents
-from shared import ApprovalState, CompensationResult, Decision, LineItem, OrderResult
+from shared import (
+    ApprovalState,
+    CompensationResult,
+    Decision,
+    LineItem,
+    OrderResult,
+    PaymentSettled,
+)
 
 
 def with_reason(text: str, reason: str) -> str:
@@ -48,3 +55,15 @@ def describe_compensations(compensations: list[CompensationResult]) -> str:
     if not compensations:
         return "nothing to undo"
     return "; ".join(f"{c.action}: {c.detail}" for c in compensations)
+
+
+def describe_payment(order_id: str, paid: PaymentSettled, approve_with: str = "") -> str:
+    """`Charged $35.00 for order order-… (txn-…); it waits 30 s for approval`, then `: ` and
+    `approve_with` (how to approve it) when given."""
+    charged = (
+        f"Charged {format_cents(paid.amount_cents)} for order {order_id} ({paid.transaction_id})"
+    )
+    if not paid.awaits_approval:
+        return f"{charged}; below the approval threshold: no approval needed."
+    waits = f"{charged}; it waits {paid.approval_timeout_seconds:g} s for approval"
+    return f"{waits}: {approve_with}" if approve_with else f"{waits}."

@@ -8,26 +8,16 @@
 
 import argparse
 import asyncio
-import uuid
-from datetime import timedelta
 
-from temporalio.client import (
-    WithStartWorkflowOperation,
-    WorkflowFailureError,
-    WorkflowUpdateFailedError,
-    WorkflowUpdateRPCTimeoutOrCancelledError,
-)
-from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
-from temporalio.exceptions import FailureError, WorkflowAlreadyStartedError
+from temporalio.client import WorkflowFailureError
 
 from cli import run
 from connection import connect, load_settings, web_ui_link
-from errors import UserError
 from lookups import NO_WORKER_SECONDS, OrderHandle, failure_reason
 from order_options import add_order_arguments, order_from_arguments
-from reports import describe_compensations, describe_result
-from rules import format_cents
-from shared import CompensationResult, Order, PaymentSettled
+from placing import PaymentRefused, new_order_id, place_order
+from reports import describe_compensations, describe_payment, describe_result
+from shared import CompensationResult, Order
 from terminal import EXIT_NO, EXIT_OK, script_command
 from workflow import OrderWorkflow
 
@@ -45,39 +35,19 @@ def parse_args() -> tuple[argparse.Namespace, Order]:
 
 async def main() -> int:
     args, order = parse_args()
-    order_id = args.order_id or f"order-{uuid.uuid4().hex[:8]}"
+    order_id = args.order_id or new_order_id()
     settings = load_settings()
     client = await connect(settings)
-    placing = WithStartWorkflowOperation(
-        OrderWorkflow.run,
-        order,
-        id=order_id,
-        task_queue=settings.task_queue,
-        # The order ID is the idempotency key: an order, even a finished one, is placed once.
-        id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-        id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
-    )
-    # One call starts the order and sends it the payment_settled update, which answers once the
-    # card is charged (or cannot be): the early return.
     handle = client.get_workflow_handle_for(OrderWorkflow.run, order_id)
     try:
-        paid = await client.execute_update_with_start_workflow(
-            OrderWorkflow.payment_settled,
-            start_workflow_operation=placing,
-            rpc_timeout=timedelta(seconds=NO_WORKER_SECONDS),
-        )
-    except WorkflowAlreadyStartedError as err:
-        raise UserError(
-            f"order {order_id} already exists; an order ID is placed only once"
-        ) from err
-    except WorkflowUpdateFailedError as err:
+        paid = await place_order(client, settings.task_queue, order, order_id)
+    except PaymentRefused as refused:
         # Refused or failed before it was charged: the order is undoing what it did, if anything.
-        reason = err.cause.message if isinstance(err.cause, FailureError) else str(err.cause)
-        print(f"Order {order_id} failed: {reason}", flush=True)
+        print(f"Order {order_id} failed: {refused.reason}", flush=True)
         if not args.no_wait and (compensations := await undone(handle)):
             print(f"  undone: {describe_compensations(compensations)}")
         return EXIT_NO
-    except WorkflowUpdateRPCTimeoutOrCancelledError:
+    if paid is None:
         # Placed (the start is durable), but not charged yet: no worker runs, or payment retries.
         print(
             f"Placed order {order_id}; its payment has not settled within {NO_WORKER_SECONDS:.0f}"
@@ -85,7 +55,7 @@ async def main() -> int:
             f" with {script_command('status.py')} {order_id}"
         )
     else:
-        print(describe_payment(order_id, paid))
+        print(describe_payment(order_id, paid, f"{script_command('approve.py')} {order_id}"))
     if link := web_ui_link(settings, order_id):
         print(f"Web UI: {link}")
     if args.no_wait:
@@ -106,19 +76,6 @@ async def main() -> int:
         raise
     print(describe_result(result))
     return EXIT_OK
-
-
-def describe_payment(order_id: str, paid: PaymentSettled) -> str:
-    """`Charged $35.00 for order order-… (txn-…); it waits 30 s for approval: ./approve.py …`."""
-    charged = (
-        f"Charged {format_cents(paid.amount_cents)} for order {order_id} ({paid.transaction_id})"
-    )
-    if not paid.awaits_approval:
-        return f"{charged}; below the approval threshold: no approval needed."
-    return (
-        f"{charged}; it waits {paid.approval_timeout_seconds:g} s for approval:"
-        f" {script_command('approve.py')} {order_id}"
-    )
 
 
 async def undone(handle: OrderHandle) -> list[CompensationResult]:

@@ -7,12 +7,9 @@
 
 import argparse
 
-from temporalio.client import WorkflowExecutionStatus, WorkflowFailureError
-
 from cli import run
 from connection import connect, load_settings
-from errors import UserError
-from lookups import describe_order, failure_reason, finished, order_status
+from lookups import Delivered, Ended, where_is
 from reports import describe_approval, describe_compensations, describe_result
 from rules import format_cents
 from terminal import EXIT_OK
@@ -27,24 +24,14 @@ def parse_args() -> argparse.Namespace:
 async def main() -> int:
     args = parse_args()
     client = await connect(load_settings())
-    handle, description = await describe_order(client, args.order_id)
-    if description.status == WorkflowExecutionStatus.COMPLETED:
-        print(describe_result(await handle.result()))
+    status = await where_is(client, args.order_id)
+    if isinstance(status, Delivered):
+        print(describe_result(status.result))
         return EXIT_OK
-    if description.status != WorkflowExecutionStatus.RUNNING:
-        try:
-            await handle.result()
-        except WorkflowFailureError as err:
-            reason, compensations = await failure_reason(handle, err)
-            print(f"Order {args.order_id} {finished(description)}: {reason}")
-            print(f"  undone: {describe_compensations(compensations)}")
-            return EXIT_OK
-    status = await order_status(handle)
-    if status is None:
-        raise UserError(
-            f"order {args.order_id} is running but no worker answered: start ./worker.py, or, if"
-            " one runs, see its log for why it cannot run this order"
-        )
+    if isinstance(status, Ended):
+        print(f"Order {args.order_id} {status.how}: {status.reason}")
+        print(f"  undone: {describe_compensations(status.compensations)}")
+        return EXIT_OK
     print(f"Order {args.order_id}: {status.step}")
     approval = describe_approval(status.approval, status.decision, status.decision_reason)
     print(f"  approval:      {approval}")

@@ -1,0 +1,69 @@
+"""Placing an order with Update-with-Start: one call starts it and waits for its payment answer."""
+
+import uuid
+from datetime import timedelta
+
+from temporalio.client import (
+    Client,
+    WithStartWorkflowOperation,
+    WorkflowUpdateFailedError,
+    WorkflowUpdateRPCTimeoutOrCancelledError,
+)
+from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+from temporalio.exceptions import FailureError, WorkflowAlreadyStartedError
+
+from errors import UserError
+from lookups import NO_WORKER_SECONDS
+from shared import Order, PaymentSettled
+from workflow import OrderWorkflow
+
+
+class PaymentRefused(Exception):
+    """The order was refused, or failed, before it was charged; it undoes what it did, if
+    anything. `reason` is the order's own one line, such as `card expired 12/23`."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def new_order_id() -> str:
+    return f"order-{uuid.uuid4().hex[:8]}"
+
+
+async def place_order(
+    client: Client, task_queue: str, order: Order, order_id: str
+) -> PaymentSettled | None:
+    """Starts the order and sends it the `payment_settled` update, which answers once the card
+    is charged (or cannot be): the early return.
+
+    Returns the payment, or None when it has not settled within NO_WORKER_SECONDS (no worker
+    runs, or payment retries): the order is placed all the same, since the start is durable.
+    Raises PaymentRefused when it cannot be charged, and a UserError when the ID was used before.
+    """
+    placing = WithStartWorkflowOperation(
+        OrderWorkflow.run,
+        order,
+        id=order_id,
+        task_queue=task_queue,
+        # The order ID is the idempotency key: an order, even a finished one, is placed once.
+        id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+        id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
+    )
+    try:
+        return await client.execute_update_with_start_workflow(
+            OrderWorkflow.payment_settled,
+            start_workflow_operation=placing,
+            rpc_timeout=timedelta(seconds=NO_WORKER_SECONDS),
+        )
+    except WorkflowAlreadyStartedError as err:
+        raise UserError(
+            f"order {order_id} already exists; an order ID is placed only once"
+        ) from err
+    except WorkflowUpdateFailedError as err:
+        cause = err.cause
+        raise PaymentRefused(
+            cause.message if isinstance(cause, FailureError) else str(cause)
+        ) from err
+    except WorkflowUpdateRPCTimeoutOrCancelledError:
+        return None
