@@ -52,6 +52,8 @@ class OrderHistory:
     """Oldest first."""
     waiting_since: datetime | None
     """When the order began to await approval, if it did."""
+    decision: Decision | None
+    """The decision an `approve` or `reject` update made, if one did."""
 
 
 def _policy(decision: PolicyDecision) -> str:
@@ -122,7 +124,7 @@ async def read_history(client: Client, order_id: str) -> OrderHistory:
         raise
     reader = _Reader(client)
     moments = [moment for event in events if (moment := await reader.read(event))]
-    return OrderHistory(reader.order, moments, reader.waiting_since)
+    return OrderHistory(reader.order, moments, reader.waiting_since, reader.decision)
 
 
 class _Reader:
@@ -132,6 +134,7 @@ class _Reader:
         self._client = client
         self.order: Order | None = None
         self.waiting_since: datetime | None = None
+        self.decision: Decision | None = None
         self._activities: dict[int, str] = {}
         self._updates: dict[int, str] = {}
 
@@ -176,8 +179,8 @@ class _Reader:
             update = self._updates.get(completed_update.accepted_event_id)
             if update in _DECISION_UPDATES and completed_update.outcome.HasField("success"):
                 payload = completed_update.outcome.success.payloads[0]
-                decision = await self._decode(payload, Decision)
-                return str(decision) if decision else None
+                self.decision = await self._decode(payload, Decision)
+                return str(self.decision) if self.decision else None
         elif kind == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED:
             signaled = event.workflow_execution_signaled_event_attributes
             if signal_model := _DECISION_SIGNALS.get(signaled.signal_name):

@@ -14,11 +14,12 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from temporalio.client import Client
 from temporalio.service import RPCError
 
 from cancelling import request_cancel
 from connection import Settings, web_ui_link
-from decisions import decide_order
+from decisions import MovedOn, decide_order
 from errors import UserError
 from history import read_history
 from inbox_forms import FORM_WIDE, OrderForm, catalogue, read_order_form
@@ -136,12 +137,25 @@ class Pages:
                 if form.get("decision") == "reject"
                 else ApproveOrder(by=session.approver, reason=reason)
             )
+            client = await self._orders.client()
             try:
-                answer = await decide_order(await self._orders.client(), order_id, decision)
-                session.notices.append(Notice(answer, ok=True))
+                session.notices.append(Notice(await decide_order(client, order_id, decision), True))
+            except MovedOn as moved_on:
+                session.notices.append(Notice(str(moved_on), ok=False))
             except (UserError, RPCError) as err:
-                session.notices.append(Notice(await self._orders.explain(err), ok=False))
+                session.notices.append(Notice(await self._too_late(client, order_id, err), False))
         return RedirectResponse("/", status_code=303)
+
+    async def _too_late(self, client: Client, order_id: str, err: UserError | RPCError) -> str:
+        """Why a decision failed; for an order that has finished since it was decided, who
+        decided it, as the order itself says while it runs."""
+        try:
+            decided = (await read_history(client, order_id)).decision
+        except (UserError, RPCError):
+            decided = None
+        if decided is None:
+            return await self._orders.explain(err)
+        return f"order {order_id} was already {decided}; your decision did not take effect"
 
     # --- Placing an order ----------------------------------------------------------------------
 

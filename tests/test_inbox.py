@@ -101,7 +101,9 @@ async def test_an_approved_order_leaves_the_inbox_and_is_delivered_once(
         timeline = page.locator(".timeline")
         await expect(timeline).to_contain_text("approved by alice")
         await expect(timeline).to_contain_text("shipped (trk-")
-        await expect(page.get_by_text("Cannot cancel: too late to cancel")).to_be_visible()
+        await expect(
+            page.get_by_text("Too late to cancel: the order was delivered.")
+        ).to_be_visible()
     assert ledger_kinds(env, order_id) == {
         "charge": 1,
         "reservation": 1,
@@ -134,6 +136,57 @@ async def test_a_rejected_order_needs_a_reason_and_is_refunded(
             timeout=ORDER_MILLISECONDS,
         )
         await expect(page.locator(".timeline")).to_contain_text("undone: refund payment")
+    assert ledger_kinds(env, order_id) == {"charge": 1, "refund": 1}
+
+
+async def test_the_inbox_keeps_itself_current_without_a_reload(
+    browser: Browser, inbox: str, tmp_path: Path
+) -> None:
+    async with (
+        browsing(browser, inbox, tmp_path, "watcher") as watcher,
+        browsing(browser, inbox, tmp_path, "alice") as alice,
+    ):
+        await name_approver(watcher, "carol")
+        first = await place_from_form(alice)
+        first_row = watcher.locator(f'li[data-key="{first}"]')
+        await expect(first_row).to_be_visible()
+        await first_row.get_by_label("Reason (required to reject)").fill("still typing")
+
+        second = await place_from_form(alice)
+        rows = watcher.locator("li[data-key]")
+        await expect(rows.first).to_have_attribute("data-key", second)  # Newest first.
+        await expect(first_row.get_by_label("Reason (required to reject)")).to_have_value(
+            "still typing"
+        )
+
+        await name_approver(alice, "alice")
+        await (
+            alice.locator(f'li[data-key="{first}"]')
+            .get_by_role("button", name=f"Approve {first}")
+            .click()
+        )
+        await expect(first_row).to_have_count(0)
+        await expect(watcher.locator(f'li[data-key="{second}"]')).to_be_visible()
+
+
+async def test_an_order_cancelled_from_its_page_is_refunded_and_says_why_no_more(
+    browser: Browser, inbox: str, env: dict[str, str], tmp_path: Path
+) -> None:
+    async with browsing(browser, inbox, tmp_path, "customer") as page:
+        order_id = await place_from_form(page)
+        await page.get_by_label("Why cancel (optional)").fill("changed my mind")
+        await page.get_by_role("button", name="Cancel this order and refund it").click()
+        await expect(page.locator(".notice.ok")).to_have_text(
+            f"Cancelling order {order_id} (it was awaiting approval)."
+        )
+        await expect(page.locator(".step")).to_contain_text(
+            "failed: Order cancelled: changed my mind; undone: refund payment: refund-",
+            timeout=ORDER_MILLISECONDS,
+        )
+        await expect(
+            page.get_by_text("Nothing to cancel: the order ended (failed).")
+        ).to_be_visible()
+        await expect(page.locator(".timeline")).to_contain_text("cancel requested: changed my mind")
     assert ledger_kinds(env, order_id) == {"charge": 1, "refund": 1}
 
 
