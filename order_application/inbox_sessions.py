@@ -10,6 +10,7 @@ from starlette.exceptions import HTTPException
 from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.types import ASGIApp
 
 COOKIE = "inbox_session"
 CSRF_FIELD = "csrf"
@@ -43,8 +44,8 @@ class Sessions(BaseHTTPMiddleware):
     there arrives without the session whose token it would need.
     """
 
-    def __init__(self, app: object) -> None:
-        super().__init__(app)  # type: ignore[arg-type]
+    def __init__(self, app: ASGIApp) -> None:
+        super().__init__(app)
         self._sessions: OrderedDict[str, Session] = OrderedDict()
 
     async def dispatch(self, request: Request, call_next: RequestResponseEndpoint) -> Response:
