@@ -32,7 +32,7 @@ from temporalio.client import (
 from temporalio.exceptions import ApplicationError, CancelledError
 from temporalio.testing import WorkflowEnvironment
 
-import approve
+import decisions
 from buggy_workflow import BuggyOrderWorkflow
 from errors import OrderError
 from rules import CATALOG
@@ -245,8 +245,8 @@ async def test_approver_whose_decision_lost_the_race_is_told_so(
         config = dev_server_env.client.config()
         config["interceptors"] = [AnotherDecisionFirst(dev_server_env.client)]
         racing = client.Client(**config)
-        with pytest.raises(approve.MovedOn) as lost:
-            await approve.decide(
+        with pytest.raises(decisions.MovedOn) as lost:
+            await decisions.decide(
                 racing.get_workflow_handle(handle.id), ApproveOrder(by="alice", reason="fine")
             )
         error = await failure_of(handle)
