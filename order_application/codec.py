@@ -1,13 +1,13 @@
 """Encrypts every payload of an order with AES-256-GCM, so the server stores only ciphertext."""
 
 import base64
-import contextlib
 import hashlib
+import hmac
 import os
 import re
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
+from typing import NamedTuple
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -15,6 +15,7 @@ from temporalio.api.common.v1 import Payload
 from temporalio.converter import PayloadCodec
 
 from errors import UserError
+from secret_files import create_secret, read_secret
 
 ENCODING = b"binary/encrypted"
 KEY_ID = "encryption-key-id"
@@ -28,20 +29,35 @@ class EncryptionError(UserError):
     """A key that cannot be read or found: the user's to fix, so scripts say it in one line."""
 
 
+class _KeyRing(NamedTuple):
+    current: str
+    """The ID of the key that encrypts."""
+    ciphers: dict[str, AESGCM]
+    proof_keys: dict[str, bytes]
+
+
 class EncryptionCodec(PayloadCodec):
     """Encrypts payloads with the first of its keys and decrypts with whichever key made them.
 
     Keys live in a text file, one base64 AES-256 key per line, newest first: the first encrypts,
     all of them decrypt (blank lines and `#` comments are skipped). A payload carries the ID of its
     key (a hash of the key, so the file needs no names), so rotating is putting a new key on top
-    and keeping the old ones for as long as histories encrypted with them are kept. A payload with
-    an unknown key ID makes the codec read the file again once, so a running worker takes a
-    rotation made after it started without a restart.
+    and keeping the old ones for as long as histories encrypted with them are kept. A batch of
+    payloads with a key ID it does not know makes the codec read the file again, once, so a
+    running worker takes a rotation made after it started without a restart.
+
+    Each payload's key ID and encoding are bound to its ciphertext as AES-GCM associated data: a
+    payload is kept secret and cannot be altered unseen, but a whole payload copied from one order
+    into another is accepted, as plain JSON would be.
     """
 
     def __init__(self, keys: Sequence[bytes], key_file: Path | None = None) -> None:
         self._key_file = key_file
         self._use(keys)
+
+    @property
+    def key_file(self) -> Path | None:
+        return self._key_file
 
     @classmethod
     def from_key_file(cls, path: Path) -> "EncryptionCodec":
@@ -49,7 +65,11 @@ class EncryptionCodec(PayloadCodec):
 
     def _use(self, keys: Sequence[bytes]) -> None:
         # One assignment, so the codec server's thread never sees half a rotation.
-        self._ring = (key_id(keys[0]), {key_id(key): AESGCM(key) for key in keys})
+        self._ring = _KeyRing(
+            current=key_id(keys[0]),
+            ciphers={key_id(key): AESGCM(key) for key in keys},
+            proof_keys={key_id(key): _proof_key(key) for key in keys},
+        )
 
     async def encode(self, payloads: Sequence[Payload]) -> list[Payload]:
         return self.encrypt(payloads)
@@ -58,44 +78,96 @@ class EncryptionCodec(PayloadCodec):
         return self.decrypt(payloads)
 
     def encrypt(self, payloads: Sequence[Payload]) -> list[Payload]:
-        current, keys = self._ring
-        cipher = keys[current]
+        current = self._ring.current
+        cipher = self._ring.ciphers[current]
         encrypted = []
         for payload in payloads:
             nonce = os.urandom(NONCE_BYTES)
-            data = nonce + cipher.encrypt(nonce, payload.SerializeToString(), None)
+            data = nonce + cipher.encrypt(nonce, payload.SerializeToString(), _bound(current))
             encrypted.append(
                 Payload(metadata={"encoding": ENCODING, KEY_ID: current.encode()}, data=data)
             )
         return encrypted
 
     def decrypt(self, payloads: Sequence[Payload]) -> list[Payload]:
+        known = self._ring.ciphers
+        if self._key_file is not None and any(
+            _key_id_of(payload) not in known for payload in payloads if _is_ours(payload)
+        ):
+            # At most one read per batch, however many payloads name keys it lacks.
+            self._use(read_keys(self._key_file))
         return [self._decrypt(payload) for payload in payloads]
 
+    def decrypt_what_it_can(self, payloads: Sequence[Payload]) -> list[Payload]:
+        """Each payload decrypted, or as it came if its key is not in the key file: the Web UI
+        then shows that one encrypted instead of failing the whole page."""
+        try:
+            return self.decrypt(payloads)
+        except EncryptionError:
+            return [self._decrypt_or_keep(payload) for payload in payloads]
+
+    def _decrypt_or_keep(self, payload: Payload) -> Payload:
+        try:
+            return self._decrypt(payload)
+        except EncryptionError:
+            return payload
+
     def _decrypt(self, payload: Payload) -> Payload:
-        # Plain JSON from the Temporal CLI, the Web UI or another SDK goes on as it came.
-        if payload.metadata.get("encoding") != ENCODING:
+        # Plain JSON from the Temporal CLI, the Web UI or another SDK goes on as it came; so does
+        # a payload labelled encrypted without a key ID of this codec's making: the workflow
+        # refuses it like any payload that is not JSON, instead of failing a task.
+        if not _is_ours(payload):
             return payload
-        wanted = payload.metadata.get(KEY_ID, b"").decode(errors="replace")
-        if not KEY_ID_FORMAT.fullmatch(wanted):
-            # Not made by this codec, whoever labelled it so: it goes on as it came, and the
-            # workflow refuses it like any payload that is not JSON, instead of failing a task.
-            return payload
-        _, keys = self._ring
-        if wanted not in keys and self._key_file is not None:
-            self._use(read_keys(self._key_file))
-            _, keys = self._ring
-        if wanted not in keys:
+        wanted = _key_id_of(payload)
+        cipher = self._ring.ciphers.get(wanted)
+        if cipher is None:
             raise EncryptionError(
                 f"a payload is encrypted with key {wanted}, which is not in"
                 f" {self._key_file or 'the keys given'}: use the key file that holds it"
             )
         nonce, ciphertext = payload.data[:NONCE_BYTES], payload.data[NONCE_BYTES:]
-        try:
-            return Payload.FromString(keys[wanted].decrypt(nonce, ciphertext, None))
-        except (InvalidTag, ValueError):  # ValueError: too short to hold a nonce.
-            # Altered, or forged by a client: it stays as it came, and the workflow refuses it.
-            return payload
+        # Payloads written before the key ID was bound carry none: their tag checks without it.
+        for associated_data in (_bound(wanted), None):
+            try:
+                return Payload.FromString(cipher.decrypt(nonce, ciphertext, associated_data))
+            except (InvalidTag, ValueError):  # ValueError: too short to hold a nonce.
+                continue
+        # Altered, or forged by a client: it stays as it came, and the workflow refuses it.
+        return payload
+
+    def prove(self, challenge: bytes) -> tuple[str, str]:
+        """Answers a challenge as only a holder of the current key can, giving nothing of it away:
+        how a worker tells a codec server of its own key from another process on the port."""
+        ring = self._ring
+        return ring.current, _proof(ring.proof_keys[ring.current], challenge)
+
+    def accepts_proof(self, challenge: bytes, key: str, proof: str) -> bool:
+        known = self._ring.proof_keys.get(key)
+        return known is not None and hmac.compare_digest(_proof(known, challenge), proof)
+
+
+def _is_ours(payload: Payload) -> bool:
+    return payload.metadata.get("encoding") == ENCODING and bool(
+        KEY_ID_FORMAT.fullmatch(_key_id_of(payload))
+    )
+
+
+def _key_id_of(payload: Payload) -> str:
+    return payload.metadata.get(KEY_ID, b"").decode(errors="replace")
+
+
+def _proof_key(key: bytes) -> bytes:
+    # A key of its own for proofs, derived from the encryption key: a proof never helps decrypt.
+    return hashlib.sha256(b"order codec server proof\0" + key).digest()
+
+
+def _proof(proof_key: bytes, challenge: bytes) -> str:
+    return hmac.new(proof_key, challenge, hashlib.sha256).hexdigest()
+
+
+def _bound(key_id: str) -> bytes:
+    """The associated data of a payload: its encoding and key ID, which the tag then covers."""
+    return ENCODING + b"\0" + key_id.encode()
 
 
 def key_id(key: bytes) -> str:
@@ -104,18 +176,21 @@ def key_id(key: bytes) -> str:
 
 
 def read_keys(path: Path) -> list[bytes]:
+    """The keys in a key file that only this user can read, as ssh keeps a private key."""
     try:
-        lines = path.read_text().splitlines()
+        lines = read_secret(path).splitlines()
+    except UserError as err:
+        raise EncryptionError(str(err)) from err
     except OSError as err:
         raise EncryptionError(f"cannot read the encryption key file: {err}") from err
     keys = []
     for number, line in enumerate(lines, start=1):
         text = line.strip()
-        if not text or text.startswith("#"):
+        if not text or text.startswith(b"#"):
             continue
         try:
             key = base64.b64decode(text, validate=True)
-        except ValueError:
+        except ValueError:  # Also whatever is not ASCII: never echoed, it may be a secret.
             key = b""
         if len(key) != KEY_BYTES:
             raise EncryptionError(
@@ -130,17 +205,7 @@ def read_keys(path: Path) -> list[bytes]:
 
 def create_key_file(path: Path) -> None:
     """Writes a key file with one new key unless one exists; readable by this user only."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # Written aside and linked into place, so a script starting at the same moment finds either
-    # no file or a whole one, and the first to link wins for both.
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")  # mode 0600
-    try:
-        with os.fdopen(handle, "w") as file:
-            file.write(base64.b64encode(os.urandom(KEY_BYTES)).decode() + "\n")
-        with contextlib.suppress(FileExistsError):
-            os.link(temporary, path)
-    finally:
-        os.unlink(temporary)
+    create_secret(path, base64.b64encode(os.urandom(KEY_BYTES)).decode() + "\n")
 
 
 def key_file(data_dir: Path) -> Path:

@@ -15,7 +15,7 @@ from temporalio.envconfig import ClientConfigProfile, ClientConnectConfig
 from temporalio.runtime import Runtime
 
 from converter import data_converter
-from data_dir import DATA_DIR
+from data_dir import DATA_DIR, open_private
 from errors import UserError
 from visibility import dev_server_options
 
@@ -131,8 +131,7 @@ def _start_dev_server(codec_endpoint: str | None) -> int:
     )
     if binary is None:
         raise UserError("the Temporal CLI is not installed here (run the worker as ./worker.py)")
-    DATA_DIR.mkdir(parents=True, exist_ok=True)
-    with open(DATA_DIR / "temporal.log", "ab") as log:
+    with os.fdopen(open_private(DATA_DIR / "temporal.log"), "ab") as log:
         server = subprocess.Popen(
             [
                 binary,
@@ -156,6 +155,8 @@ def _start_dev_server(codec_endpoint: str | None) -> int:
             stderr=subprocess.STDOUT,
             # Its own session: Ctrl-C or kill -9 of the worker leaves the server running.
             start_new_session=True,
+            # Its database holds the (encrypted) orders: readable by this user only.
+            umask=0o077,
         )
     return server.pid
 

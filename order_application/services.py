@@ -9,7 +9,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from data_dir import DATA_DIR
+from data_dir import DATA_DIR, open_private
 from errors import AlreadyUndoneError, OutOfStockError, ServiceUnavailableError
 
 if TYPE_CHECKING:  # ledger.py reads the ledger with no dependencies at all.
@@ -50,7 +50,8 @@ class Ledger:
 
     def __init__(self, path: Path | str) -> None:
         if str(path) != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            # Made 0600 before SQLite opens it; SQLite gives its WAL the same mode.
+            os.close(open_private(Path(path)))
         # Autocommit: every statement is its own transaction. Several workers may share the file.
         self._db = sqlite3.connect(path, timeout=30, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")

@@ -624,6 +624,7 @@ def test_an_approval_in_a_key_the_worker_lacks_waits_for_that_key(
     new_key = base64.b64encode(os.urandom(32)).decode()
     rotated = tmp_path / "rotated.keys"
     rotated.write_text(f"{new_key}\n{worker_keys.read_text()}")
+    rotated.chmod(0o600)
     order_id = waiting_order(server, env, codec_port)
     log_start = len(worker.output())
 

@@ -9,6 +9,7 @@ import socket
 import stat
 import subprocess
 import time
+import urllib.error
 import urllib.request
 import uuid
 from collections.abc import Iterator
@@ -235,6 +236,7 @@ async def test_an_altered_or_forged_payload_goes_on_as_it_came_for_the_workflow_
 def test_a_running_codec_takes_a_rotation_of_its_key_file(tmp_path: Path) -> None:
     keys = tmp_path / "keys"
     keys.write_text(base64.b64encode(os.urandom(32)).decode() + "\n")
+    keys.chmod(0o600)
     running = EncryptionCodec.from_key_file(keys)
     (old,) = running.encrypt([json_payload("old")])
     subprocess.run(["bash", "-c", ROTATE], env={**os.environ, "KEYS": str(keys)}, check=True)
@@ -396,8 +398,10 @@ def test_codec_endpoint_answers_the_web_ui_preflight_and_no_other_page(
         assert "content-type" in allowed
         assert "x-namespace" in allowed
         assert "POST" in response.headers["Access-Control-Allow-Methods"]
-    with preflight("https://elsewhere.example") as response:
-        assert "Access-Control-Allow-Origin" not in response.headers
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        preflight("https://elsewhere.example")
+    assert refused.value.code == 403
+    assert "Access-Control-Allow-Origin" not in refused.value.headers
 
 
 @pytest.mark.e2e
@@ -486,5 +490,6 @@ def test_unreadable_key_file_is_a_one_line_error(server: UiDevServer, tmp_path: 
         result = run_script(script, *args, env=env)
         assert_one_line_error(result, "cannot read the encryption key file")
     (tmp_path / "bad.keys").write_text("not a key\n")
+    (tmp_path / "bad.keys").chmod(0o600)
     env["ORDER_ENCRYPTION_KEY_FILE"] = str(tmp_path / "bad.keys")
     assert_one_line_error(run_script("status.py", "x", env=env), "line 1: not an AES-256 key")
