@@ -158,9 +158,12 @@ class Worker:
     process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
+        # No codec server unless the test asks for one on a port of its own: a worker holding the
+        # default port, with another test's key, would make this one refuse to start.
+        codec = () if "--codec-port" in self.args else ("--codec-port", "0")
         with open(self.log, "ab") as log:
             self.process = subprocess.Popen(
-                ["./worker.py", *self.args],
+                ["./worker.py", *self.args, *codec],
                 cwd=SCRIPTS,
                 env=self.env,
                 stdout=log,

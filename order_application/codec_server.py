@@ -1,25 +1,41 @@
 """Temporal's remote codec protocol over HTTP, so the Web UI and the CLI show orders decrypted."""
 
+import json
 import logging
+import secrets
+import sys
 import threading
-from collections.abc import Sequence
+import urllib.request
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import urlsplit
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 from google.protobuf import json_format
-from temporalio.api.common.v1 import Payload, Payloads
+from temporalio.api.common.v1 import Payloads
 from temporalio.converter import PayloadCodec
 
-from codec import EncryptionCodec, EncryptionError
+from codec import EncryptionCodec
+from codec_auth import AnyLocalUser, Authorizer, Refused
+from errors import UserError
+from loopback import loopback_hosts
 
 HOST = "localhost"
 DEFAULT_PORT = 8081
-# The Web UI sends the payloads of one event or field per request; Temporal refuses a payload over
-# 2 MB, so anything past this is not a request from the UI or the CLI.
-MAX_BODY_BYTES = 16 * 1024 * 1024
+# Temporal refuses a payload over 2 MB, and the Web UI and the CLI send the payloads of one event
+# or field per request: 2 MB of payload is 2.7 MB in the JSON's base64. Past that, refused unread.
+MAX_BODY_BYTES = 3 * 1024 * 1024
+MAX_PAYLOADS = 100
+# A browser keeps 6 connections per origin; more than this at once is not the Web UI or the CLI.
+MAX_CONNECTIONS = 32
+# Seconds a connection may stay silent, mid-request or idle between requests, before it is closed.
+SOCKET_TIMEOUT_SECONDS = 10
 # Headers the Web UI sends: X-Namespace always, Authorization when told to pass the user's token.
 ALLOWED_HEADERS = "Content-Type, X-Namespace, Authorization"
+# Where a worker asks a codec server on its port to prove it holds the same key (see prove()).
+PROOF_PATH = "/order-codec-proof"
+# Seconds a starting worker waits for whoever holds the codec port to answer the proof.
+PROOF_TIMEOUT_SECONDS = 3
 
 logger = logging.getLogger(__name__)
 
@@ -38,9 +54,16 @@ def ui_origins(web_ui: str | None) -> frozenset[str]:
 class CodecServer:
     """POST /encode and /decode on localhost:PORT, in a thread of its own, until close()."""
 
-    def __init__(self, codec: EncryptionCodec, port: int, origins: frozenset[str]) -> None:
-        self._server = _Server(codec, port, origins)  # OSError when the port is taken.
-        self.endpoint = f"http://{HOST}:{port}"
+    def __init__(
+        self,
+        codec: EncryptionCodec,
+        port: int,
+        origins: frozenset[str],
+        authorizer: Authorizer | None = None,
+    ) -> None:
+        # OSError when the port is taken.
+        self._server = _Server(codec, port, origins, authorizer or AnyLocalUser())
+        self.endpoint = endpoint(port)
         serving = threading.Thread(target=self._server.serve_forever, daemon=True)
         serving.start()
 
@@ -49,68 +72,138 @@ class CodecServer:
         self._server.server_close()
 
 
+def endpoint(port: int) -> str:
+    return f"http://{HOST}:{port}"
+
+
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
 
-    def __init__(self, codec: EncryptionCodec, port: int, origins: frozenset[str]) -> None:
+    def __init__(
+        self, codec: EncryptionCodec, port: int, origins: frozenset[str], authorizer: Authorizer
+    ) -> None:
         self.codec = codec
+        self.authorizer = authorizer
+        # Only these names: a page whose own name re-resolves to 127.0.0.1 (DNS rebinding) is
+        # same-origin with this server and needs no CORS, but still sends its name as Host.
+        self.hosts = loopback_hosts(port)
         # Only these browser pages may call: any other web page the user opens could otherwise
         # have the user's browser decrypt ciphertext it got hold of.
         self.origins = origins
+        self._connections = threading.BoundedSemaphore(MAX_CONNECTIONS)
         super().__init__((HOST, port), _Handler)
 
+    def process_request(self, request: Any, client_address: Any) -> None:
+        if not self._connections.acquire(blocking=False):
+            self.shutdown_request(request)  # Full: this connection is closed unanswered.
+            return
+        super().process_request(request, client_address)
 
-def _decrypt_what_it_can(codec: EncryptionCodec, payloads: Sequence[Payload]) -> list[Payload]:
-    """Each payload decrypted, or as it came if its key is not in the key file: the Web UI then
-    shows that one encrypted instead of failing the whole page."""
-    decrypted = []
-    for payload in payloads:
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
         try:
-            decrypted += codec.decrypt([payload])
-        except EncryptionError:
-            decrypted.append(payload)
-    return decrypted
+            super().process_request_thread(request, client_address)
+        finally:
+            self._connections.release()
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        error = sys.exc_info()[1]
+        # A client that went away or went silent is routine, not worth a traceback.
+        if not isinstance(error, ConnectionError | TimeoutError):
+            logger.warning("Codec server: a request failed: %s", type(error).__name__)
 
 
 class _Handler(BaseHTTPRequestHandler):
     server: _Server
     # Keep-alive: the Web UI sends a request for every payload field it shows.
     protocol_version = "HTTP/1.1"
+    timeout = SOCKET_TIMEOUT_SECONDS
 
     def do_OPTIONS(self) -> None:
         """The browser's preflight before the Web UI's POST; the answer is all in the headers."""
-        self._answer(HTTPStatus.NO_CONTENT, b"")
+        if self._admitted():
+            self._answer(HTTPStatus.NO_CONTENT, b"")
+
+    def do_GET(self) -> None:
+        if not self._admitted():
+            return
+        url = urlsplit(self.path)
+        challenge = parse_qs(url.query).get("challenge", [""])[0]
+        if url.path != PROOF_PATH or not 32 <= len(challenge) <= 128:
+            self._answer(HTTPStatus.NOT_FOUND, b"POST /encode or /decode\n", "text/plain")
+            return
+        key, proof = self.server.codec.prove(challenge.encode())
+        self._answer(HTTPStatus.OK, json.dumps({"key_id": key, "proof": proof}).encode())
 
     def do_POST(self) -> None:
+        if not self._admitted():
+            return
+        try:
+            self.server.authorizer.check(self.headers.get("Authorization"))
+        except Refused as refused:
+            logger.warning("Codec server: refused a request (%d: %s)", refused.status, refused.why)
+            self._refuse(refused.status, refused.why)
+            return
         # The protocol's rule: only the last part of the path counts, so the server can sit under
         # any prefix. X-Namespace is not needed: one key file serves every namespace.
         operation = urlsplit(self.path).path.rstrip("/").rpartition("/")[2]
-        try:
-            length = int(self.headers.get("Content-Length") or 0)
-        except ValueError:
-            length = MAX_BODY_BYTES + 1  # Unreadable: refused like a body too large to read.
-        if not 0 <= length <= MAX_BODY_BYTES:
-            # Unread, the body would be taken for the next request: end the connection.
-            self.close_connection = True
-            self._answer(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, b"too large\n", "text/plain")
-            return
-        body = self.rfile.read(length)
         if operation not in {"encode", "decode"}:
-            self._answer(HTTPStatus.NOT_FOUND, b"POST /encode or /decode\n", "text/plain")
+            self._refuse(HTTPStatus.NOT_FOUND, "POST /encode or /decode")
+            return
+        # JSON only: a page may POST text/plain or a form to any address without asking, but
+        # must ask (a preflight, which the Origin check answers) before it may POST JSON.
+        if self.headers.get_content_type() != "application/json":
+            self._refuse(HTTPStatus.UNSUPPORTED_MEDIA_TYPE, "Content-Type must be application/json")
+            return
+        length = self.headers.get("Content-Length", "")
+        if not (length.isascii() and length.isdigit()):
+            self._refuse(HTTPStatus.LENGTH_REQUIRED, "Content-Length is required")
+            return
+        if int(length) > MAX_BODY_BYTES:
+            self._refuse(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "too large")
+            return
+        body = self.rfile.read(int(length))
+        if len(body) < int(length):  # The client went away mid-body: nobody to answer.
+            self.close_connection = True
             return
         try:
-            payloads = json_format.Parse(body, Payloads())
-            codec = self.server.codec
-            if operation == "encode":
-                converted = codec.encrypt(payloads.payloads)
-            else:
-                converted = _decrypt_what_it_can(codec, payloads.payloads)
-            answer = Payloads(payloads=converted)
-        except (json_format.ParseError, UnicodeDecodeError) as err:
-            logger.warning("Codec server: cannot %s: %s", operation, err)
-            self._answer(HTTPStatus.BAD_REQUEST, f"{err}\n".encode(), "text/plain")
+            payloads = json_format.Parse(body, Payloads()).payloads
+        except (json_format.ParseError, ValueError, RecursionError):  # ValueError: not UTF-8.
+            # A fixed line, its excerpt escaped: a request's text must not write the log.
+            logger.warning(
+                "Codec server: refused a %s request that is not payloads JSON (begins %s)",
+                operation,
+                ascii(body[:32]),
+            )
+            self._answer(HTTPStatus.BAD_REQUEST, b"not Temporal payloads JSON\n", "text/plain")
             return
-        self._answer(HTTPStatus.OK, json_format.MessageToJson(answer).encode())
+        if len(payloads) > MAX_PAYLOADS:
+            self._answer(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, b"too many payloads\n", "text/plain")
+            return
+        codec = self.server.codec
+        if operation == "encode":
+            converted = codec.encrypt(payloads)
+        else:
+            converted = codec.decrypt_what_it_can(payloads)
+        self._answer(
+            HTTPStatus.OK, json_format.MessageToJson(Payloads(payloads=converted)).encode()
+        )
+
+    def _admitted(self) -> bool:
+        """Host, then Origin, before anything of the request is read or done."""
+        if self.headers.get("Host") not in self.server.hosts:
+            self._refuse(HTTPStatus.MISDIRECTED_REQUEST, "this server answers to localhost only")
+            return False
+        origin = self.headers.get("Origin")
+        if origin is not None and origin not in self.server.origins:
+            self._refuse(HTTPStatus.FORBIDDEN, "this page may not use the codec server")
+            return False
+        return True
+
+    def _refuse(self, status: HTTPStatus, why: str) -> None:
+        """Answers without reading the body; it would be taken for the next request, so the
+        connection ends."""
+        self.close_connection = True
+        self._answer(status, f"{why}\n".encode(), "text/plain")
 
     def _answer(
         self, status: HTTPStatus, body: bytes, content_type: str = "application/json"
@@ -127,6 +220,10 @@ class _Handler(BaseHTTPRequestHandler):
             # Chromium asks this before a public page (Temporal Cloud's UI) may call localhost.
             if self.headers.get("Access-Control-Request-Private-Network") == "true":
                 self.send_header("Access-Control-Allow-Private-Network", "true")
+        if status == HTTPStatus.UNAUTHORIZED:
+            self.send_header("WWW-Authenticate", "Bearer")
+        if self.close_connection:
+            self.send_header("Connection", "close")
         self.send_header("Vary", "Origin")
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
@@ -137,26 +234,42 @@ class _Handler(BaseHTTPRequestHandler):
         """Silent: a line per request would bury the worker's log of orders."""
 
 
-def serve_codec(codec: PayloadCodec | None, port: int, web_ui: str | None) -> CodecServer | None:
-    """Serves the codec for the Web UI and the CLI, unless it is off or its port is taken."""
+def holds_our_key(codec: EncryptionCodec, port: int) -> bool:
+    """Whether what listens on localhost:PORT is a codec server with this codec's keys: it must
+    answer a fresh challenge as only a holder of one of them can."""
+    challenge = secrets.token_hex(32)
+    url = f"{endpoint(port)}{PROOF_PATH}?challenge={challenge}"
+    try:
+        with urllib.request.urlopen(url, timeout=PROOF_TIMEOUT_SECONDS) as response:
+            answer = json.load(response)
+        return codec.accepts_proof(challenge.encode(), str(answer["key_id"]), str(answer["proof"]))
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+
+
+def serve_codec(
+    codec: PayloadCodec | None, port: int, web_ui: str | None, authorizer: Authorizer
+) -> tuple[CodecServer | None, str | None]:
+    """Serves the codec for the Web UI and the CLI, unless it is off or a worker of the same key
+    serves it already; returns the server it runs, and the endpoint that decrypts orders."""
     if not isinstance(codec, EncryptionCodec):
         print("Encryption is off (ORDER_ENCRYPTION=off): orders are stored in clear.", flush=True)
-        return None
+        return None, None
     if port == 0:
-        return None
+        return None, None
     try:
-        server = CodecServer(codec, port, ui_origins(web_ui))
+        server = CodecServer(codec, port, ui_origins(web_ui), authorizer)
     except OSError as err:
-        # Not fatal: with several workers on one machine, the first one serves the codec.
+        # With several workers on one machine the first one serves the codec, and the others
+        # check that it is one: a stranger on the port would see what the Web UI decrypts.
+        if not holds_our_key(codec, port):
+            raise UserError(
+                f"localhost:{port} is taken ({err.strerror}) by something that is not a codec"
+                " server of this key file; stop it, or choose another --codec-port (0: off)"
+            ) from err
         print(
-            f"Codec server not started: localhost:{port}: {err.strerror}."
-            " Another worker may serve it; otherwise choose a free --codec-port.",
-            flush=True,
+            f"Codec server on {endpoint(port)}: another worker of these keys serves it.", flush=True
         )
-        return None
-    print(
-        f"Codec server on {server.endpoint}: the Web UI and `temporal --codec-endpoint`"
-        " decrypt orders through it.",
-        flush=True,
-    )
-    return server
+        return None, endpoint(port)
+    print(f"Codec server on {server.endpoint} {authorizer.who(server.endpoint)}.", flush=True)
+    return server, server.endpoint

@@ -29,7 +29,7 @@ from services import Services
 from terminal import EXIT_OK
 from visibility import require_search_attributes
 from worker_logging import configure_logging
-from worker_options import banner, deployment_config, parse_args
+from worker_options import banner, codec_authorizer, deployment_config, parse_args
 
 # Orders kept in memory between their steps (about 145 KB each, measured); an order pushed out of
 # the cache is rebuilt by replaying its history when it next moves. 1,000 keeps a worker with
@@ -46,8 +46,10 @@ async def main() -> int:
     configure_logging()
     settings = load_settings()
     runtime = prometheus_runtime(args.metrics_port) if args.metrics_port else None
-    codec = serve_codec(settings.data_converter.payload_codec, args.codec_port, web_ui(settings))
-    endpoint = codec.endpoint if codec else None
+    payload_codec = settings.data_converter.payload_codec
+    codec, endpoint = serve_codec(
+        payload_codec, args.codec_port, web_ui(settings), codec_authorizer(args, payload_codec)
+    )
     client = await connect_or_start_dev_server(settings, endpoint, runtime)
     await require_search_attributes(client)
 

@@ -1,10 +1,13 @@
-"""worker.py's options: what to run, where to serve the codec and metrics, and the banner."""
+"""worker.py's options: what to run, where to serve the codec (for whom) and metrics, the banner."""
 
 import argparse
 
 from temporalio.common import VersioningBehavior, WorkerDeploymentVersion
+from temporalio.converter import PayloadCodec
 from temporalio.worker import WorkerDeploymentConfig
 
+from codec import EncryptionCodec
+from codec_auth import AnyLocalUser, Authorizer, OidcUsers, StaticToken
 from codec_server import DEFAULT_PORT
 from releases import CURRENT_RELEASE, RELEASES
 
@@ -60,6 +63,35 @@ def parse_args() -> argparse.Namespace:
         help="serve the codec that decrypts orders for the Web UI and the Temporal CLI on"
         " localhost:PORT (default %(default)s; 0: off)",
     )
+    auth = parser.add_argument_group("who may decrypt through the codec server")
+    auth.add_argument(
+        "--codec-auth",
+        choices=("none", "token", "oidc"),
+        default="none",
+        help="none: anyone on this machine (the default, so the dev server's Web UI decrypts);"
+        " token: holders of the token in codec.token beside the key file, made on first use;"
+        " oidc: the users of --codec-allow, by the access token the Web UI passes",
+    )
+    auth.add_argument("--oidc-issuer", metavar="URL", help="with oidc: the tokens' issuer (iss)")
+    auth.add_argument("--oidc-audience", metavar="AUD", help="with oidc: the tokens' audience")
+    auth.add_argument(
+        "--oidc-jwks-url",
+        metavar="URL",
+        help="with oidc: the issuer's signing keys (default: from its discovery document)",
+    )
+    auth.add_argument(
+        "--oidc-claim",
+        metavar="NAME",
+        default="email",
+        help="with oidc: the claim that names the user (default %(default)s)",
+    )
+    auth.add_argument(
+        "--codec-allow",
+        metavar="NAME",
+        action="append",
+        default=[],
+        help="with oidc: a user who may decrypt, by that claim (repeat for each)",
+    )
     parser.add_argument(
         "--metrics-port",
         metavar="[HOST:]PORT",
@@ -73,7 +105,29 @@ def parse_args() -> argparse.Namespace:
     args = parser.parse_args()
     if (args.deployment is None) != (args.build_id is None):
         parser.error("--deployment and --build-id go together")
+    oidc = (args.oidc_issuer, args.oidc_audience, args.oidc_jwks_url, args.codec_allow)
+    if args.codec_auth == "oidc" and not (args.oidc_issuer and args.oidc_audience):
+        parser.error("--codec-auth oidc needs --oidc-issuer and --oidc-audience")
+    if args.codec_auth == "oidc" and not args.codec_allow:
+        parser.error("--codec-auth oidc needs --codec-allow for each user who may decrypt")
+    if args.codec_auth != "oidc" and any(oidc):
+        parser.error("--oidc-* and --codec-allow go with --codec-auth oidc")
     return args
+
+
+def codec_authorizer(args: argparse.Namespace, codec: PayloadCodec | None) -> Authorizer:
+    """Who may decrypt through the codec server, as --codec-auth says."""
+    if args.codec_auth == "token" and isinstance(codec, EncryptionCodec) and codec.key_file:
+        return StaticToken.beside(codec.key_file)
+    if args.codec_auth == "oidc":
+        return OidcUsers(
+            issuer=args.oidc_issuer,
+            audience=args.oidc_audience,
+            allowed=frozenset(args.codec_allow),
+            claim=args.oidc_claim,
+            jwks_url=args.oidc_jwks_url,
+        )
+    return AnyLocalUser()
 
 
 def banner(args: argparse.Namespace, task_queue: str, address: str) -> str:

@@ -4,6 +4,7 @@ import os
 import re
 import signal
 import socket
+import stat
 import subprocess
 import time
 import uuid
@@ -374,7 +375,12 @@ def test_absent_server_is_one_line_error(tmp_path: Path) -> None:
     nobody = DevServer(port=free_port())  # Never started: nothing listens there.
     env = script_env(nobody, tmp_path)
     started = time.monotonic()
-    for script, args in (("starter.py", ["12/30"]), ("approve.py", ["x"]), ("worker.py", [])):
+    scripts = (
+        ("starter.py", ["12/30"]),
+        ("approve.py", ["x"]),
+        ("worker.py", ["--codec-port", "0"]),
+    )
+    for script, args in scripts:
         result = run_script(script, *args, env=env)
         assert_one_line_error(result, f"cannot reach Temporal at {nobody.address}")
     assert time.monotonic() - started < 120  # Each gives up within seconds, not minutes.
@@ -411,15 +417,17 @@ def test_bug_in_workflow_then_fixed_deploy_continues(server: DevServer, tmp_path
 
 
 def test_worker_starts_a_local_dev_server_when_none_is_configured(tmp_path: Path) -> None:
-    """The quick start's path: no TEMPORAL_ADDRESS, nothing on localhost:7233."""
-    if not _port_free(7233):
-        pytest.skip("something already listens on localhost:7233")
+    """The quick start's path: no TEMPORAL_ADDRESS, nothing on localhost:7233 or 8081."""
+    for port in (7233, 8081):
+        if not _port_free(port):
+            pytest.skip(f"something already listens on localhost:{port}")
     env = script_env(DevServer(), tmp_path)
     del env["TEMPORAL_ADDRESS"]
     server_pid = None
     try:
-        with running_worker(env, tmp_path / "worker.log") as running:
+        with running_worker(env, tmp_path / "worker.log", "--codec-port", "8081") as running:
             output = running.output()
+            assert "Codec server on http://localhost:8081 for anyone on this machine" in output
             assert "started a local dev server (pid " in output
             server_pid = int(output.split("(pid ")[1].split(")")[0])
             assert f"stop it with: kill {server_pid}" in output
@@ -429,7 +437,9 @@ def test_worker_starts_a_local_dev_server_when_none_is_configured(tmp_path: Path
             running.signal(signal.SIGKILL)
         # The server outlives the worker, and keeps its state in the data folder.
         wait_for_port(7233, timeout=5)
-        assert (tmp_path / "temporal.db").exists()
+        # Its database and log hold the (encrypted) orders: this user's only, like the ledger.
+        for name in ("temporal.db", "temporal.log", "ledger.sqlite3", "encryption.keys"):
+            assert stat.S_IMODE((tmp_path / name).stat().st_mode) == 0o600, name
     finally:
         if server_pid is not None:
             _stop(server_pid)
