@@ -31,7 +31,9 @@ class ExpectedFailuresOnOneLine(logging.Filter):
                 activity_info.get("workflow_id"),
                 activity_info.get("activity_type"),
                 activity_info.get("attempt"),
-                error,
+                # A final failure's message may hold customer data ("card expired 12/23"); the
+                # history keeps it encrypted, and the log names only its type.
+                error.type if isinstance(error, ApplicationError) else error,
             )
             record.exc_info = None
         return True

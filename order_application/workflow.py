@@ -254,8 +254,9 @@ class OrderWorkflow:
             self._refuse("cancel_order", f"too late to cancel: the order is {self._step}")
 
     def _refuse(self, update: str, why: str, error_type: str | None = None) -> NoReturn:
-        # The Web UI shows a refused update only as "Encoded failure": say why in the log too.
-        workflow.logger.info("Order %s: refused %s: %s", self._order_id, update, why)
+        # The Web UI shows a refused update only as "Encoded failure": name it in the log too, by
+        # its type where it has one, since a decision's reason is free text a person wrote.
+        workflow.logger.info("Order %s: refused %s: %s", self._order_id, update, error_type or why)
         raise ApplicationError(why, type=error_type, non_retryable=True)
 
     @workflow.query
@@ -534,7 +535,11 @@ class OrderWorkflow:
 
     def _order_failure(self, message: str, error_type: str | None) -> ApplicationError:
         """The error that ends the order: the reason, its type, and what was undone."""
-        workflow.logger.info("Order %s ended at %s: %s", self._order_id, self._failed_step, message)
+        # The type, not the message: "card expired 12/23" is customer data, kept encrypted in the
+        # history; the log is kept in clear.
+        workflow.logger.info(
+            "Order %s ended at %s: %s", self._order_id, self._failed_step, error_type or "failed"
+        )
         return ApplicationError(
             message,
             OrderFailure(step=self._failed_step, compensations=self._compensations),
