@@ -17,6 +17,7 @@ from temporalio.runtime import Runtime
 from converter import data_converter
 from data_dir import DATA_DIR, open_private
 from errors import UserError
+from terminal import script_command
 from visibility import dev_server_options
 
 TASK_QUEUE = "order-fulfilment"
@@ -84,7 +85,8 @@ async def connect(settings: Settings, runtime: Runtime | None = None) -> Client:
         raise UserError(
             f"cannot reach Temporal at {settings.address} (namespace {settings.namespace}): "
             + ("no answer" if isinstance(err, TimeoutError) else _short(err))
-            + ". Start ./worker.py (it runs a local server when none is configured)"
+            + f". Start {script_command('worker.py')} (it runs a local server when none is"
+            + " configured)"
             + " or point TEMPORAL_ADDRESS at your server."
         ) from err
 

@@ -154,7 +154,10 @@ class _Reader:
             self._activities[event.event_id] = activity
         elif kind == EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED:
             completed = event.activity_task_completed_event_attributes
-            model, describe = _COMPLETED[self._activities[completed.scheduled_event_id]]
+            known = _COMPLETED.get(self._activities.get(completed.scheduled_event_id, ""))
+            if known is None:  # An activity of some other release: no moment of this one's.
+                return None
+            model, describe = known
             result = await self._decode(completed.result.payloads[0], model)
             return describe(result) if result is not None else None
         elif kind == EventType.EVENT_TYPE_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES:

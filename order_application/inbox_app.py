@@ -30,9 +30,8 @@ from lookups import Delivered, Ended, where_is
 from placing import PaymentRefused, new_order_id, place_order
 from reports import describe_approval, describe_compensations, describe_items, describe_payment
 from rules import format_cents
-from shared import ApproveOrder, OrderStatus, RejectOrder
+from shared import TOO_LATE_TO_CANCEL, ApproveOrder, OrderStatus, RejectOrder
 from terminal import script_command
-from workflow import _TOO_LATE_TO_CANCEL
 
 logger = logging.getLogger("inbox")
 
@@ -272,8 +271,8 @@ def cannot_cancel(status: OrderStatus) -> str | None:
     """Why a running order can no longer be cancelled, or None while it can."""
     if status.cancel_reason:
         return f"already being cancelled: {status.cancel_reason}"
-    # The workflow's own rule, read rather than restated: the cancel_order validator applies it.
-    if status.step in _TOO_LATE_TO_CANCEL:
+    # The rule the workflow's cancel_order validator applies.
+    if status.step in TOO_LATE_TO_CANCEL:
         return f"too late to cancel: the order is {status.step}"
     return None
 

@@ -43,6 +43,18 @@ class OrderStep(StrEnum):
     FAILED = "failed"
 
 
+TOO_LATE_TO_CANCEL = frozenset(
+    {
+        OrderStep.DELIVERING,
+        OrderStep.CONFIRMING,
+        OrderStep.COMPLETED,
+        OrderStep.COMPENSATING,
+        OrderStep.FAILED,
+    }
+)
+"""Once delivery has started the parcel is on its way: the order can no longer be cancelled."""
+
+
 class ApprovalState(StrEnum):
     PENDING = "pending"
     NOT_REQUIRED = "not required"

@@ -18,6 +18,7 @@ with workflow.unsafe.imports_passed_through():
     from metrics import approval_waited, compensation_run, order_completed, order_failed
     from shared import (
         NOBODY,
+        TOO_LATE_TO_CANCEL,
         ApprovalState,
         ApproveOrder,
         CancelAccepted,
@@ -77,15 +78,6 @@ UNTIL_IT_WORKS = RetryPolicy(
     maximum_attempts=0,
     non_retryable_error_types=[OrderError.OUT_OF_STOCK, OrderError.ALREADY_UNDONE],
 )
-
-# Once delivery has started the parcel is on its way: the order can no longer be cancelled.
-_TOO_LATE_TO_CANCEL = {
-    OrderStep.DELIVERING,
-    OrderStep.CONFIRMING,
-    OrderStep.COMPLETED,
-    OrderStep.COMPENSATING,
-    OrderStep.FAILED,
-}
 
 # The patch ID of release 2's fraud re-check: recorded in the history of every order that takes it.
 FRAUD_RECHECK = "fraud-recheck"
@@ -250,7 +242,7 @@ class OrderWorkflow:
     def _only_before_delivery(self, request: CancelOrder | None = None) -> None:
         if self._cancel_reason is not None:
             self._refuse("cancel_order", "the order is already being cancelled")
-        if self._step in _TOO_LATE_TO_CANCEL:
+        if self._step in TOO_LATE_TO_CANCEL:
             self._refuse("cancel_order", f"too late to cancel: the order is {self._step}")
 
     def _refuse(self, update: str, why: str, error_type: str | None = None) -> NoReturn:
