@@ -25,6 +25,7 @@ DEFAULT_PORT = 8081
 # Temporal refuses a payload over 2 MB, and the Web UI and the CLI send the payloads of one event
 # or field per request: 2 MB of payload is 2.7 MB in the JSON's base64. Past that, refused unread.
 MAX_BODY_BYTES = 3 * 1024 * 1024
+# One event or field holds a handful of payloads; a hundred is far past any of this workflow's.
 MAX_PAYLOADS = 100
 # A browser keeps 6 connections per origin; more than this at once is not the Web UI or the CLI.
 MAX_CONNECTIONS = 32
