@@ -90,21 +90,23 @@ class EncryptionCodec(PayloadCodec):
         return encrypted
 
     def decrypt(self, payloads: Sequence[Payload]) -> list[Payload]:
-        known = self._ring.ciphers
-        if self._key_file is not None and any(
-            _key_id_of(payload) not in known for payload in payloads if _is_ours(payload)
-        ):
-            # At most one read per batch, however many payloads name keys it lacks.
-            self._use(read_keys(self._key_file))
+        self._take_rotation(payloads)
         return [self._decrypt(payload) for payload in payloads]
 
     def decrypt_what_it_can(self, payloads: Sequence[Payload]) -> list[Payload]:
         """Each payload decrypted, or as it came if its key is not in the key file: the Web UI
         then shows that one encrypted instead of failing the whole page."""
-        try:
-            return self.decrypt(payloads)
-        except EncryptionError:
-            return [self._decrypt_or_keep(payload) for payload in payloads]
+        self._take_rotation(payloads)
+        return [self._decrypt_or_keep(payload) for payload in payloads]
+
+    def _take_rotation(self, payloads: Sequence[Payload]) -> None:
+        """Reads the key file again if a payload names a key it lacks: at most once per batch,
+        however many do."""
+        known = self._ring.ciphers
+        if self._key_file is not None and any(
+            _key_id_of(payload) not in known for payload in payloads if _is_ours(payload)
+        ):
+            self._use(read_keys(self._key_file))
 
     def _decrypt_or_keep(self, payload: Payload) -> Payload:
         try:

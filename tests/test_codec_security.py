@@ -35,7 +35,7 @@ from codec import (
     key_id,
     read_keys,
 )
-from codec_auth import Authorizer, OidcUsers, StaticToken
+from codec_auth import AnyLocalUser, Authorizer, OidcUsers, StaticToken
 from codec_server import MAX_BODY_BYTES, MAX_PAYLOADS, CodecServer, serve_codec
 from errors import UserError
 from harness.processes import (
@@ -370,13 +370,13 @@ def test_a_port_held_by_a_stranger_is_refused(codec: EncryptionCodec) -> None:
         squatter.listen()
         port = squatter.getsockname()[1]
         with pytest.raises(UserError, match=f"localhost:{port} is taken .* not a codec server"):
-            serve_codec(codec, port, WEB_UI, StaticTokenFree())
+            serve_codec(codec, port, WEB_UI, AnyLocalUser())
 
 
 def test_a_codec_server_of_another_key_is_a_stranger_too(codec: EncryptionCodec) -> None:
     other = EncryptionCodec([os.urandom(32)])
     with serving(other) as port, pytest.raises(UserError, match="not a codec server"):
-        serve_codec(codec, port, WEB_UI, StaticTokenFree())
+        serve_codec(codec, port, WEB_UI, AnyLocalUser())
 
 
 def test_a_codec_server_of_the_same_keys_is_another_worker_and_is_used(
@@ -384,20 +384,10 @@ def test_a_codec_server_of_the_same_keys_is_another_worker_and_is_used(
 ) -> None:
     assert codec.key_file is not None
     with serving(EncryptionCodec.from_key_file(codec.key_file)) as port:
-        assert serve_codec(codec, port, WEB_UI, StaticTokenFree()) == (
+        assert serve_codec(codec, port, WEB_UI, AnyLocalUser()) == (
             None,
             f"http://localhost:{port}",
         )
-
-
-class StaticTokenFree:
-    """The quick start's authorizer, spelled out so the squatting tests read alone."""
-
-    def who(self, endpoint: str) -> str:
-        return "for anyone"
-
-    def check(self, authorization: str | None) -> None:
-        return None
 
 
 # --- Keys and data -------------------------------------------------------------------------------
