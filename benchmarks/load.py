@@ -12,7 +12,7 @@ from benchmarks.baseline import BaselineWorkflow
 from benchmarks.bench_worker import PROJECT
 from benchmarks.servers import BenchmarkError
 from order_options import DEFAULT_ADDRESS, DEFAULT_CUSTOMER, SMALL_ORDER
-from shared import ApproveOrder, Order
+from shared import ApproveOrder, LineItem, Order
 from workflow import OrderWorkflow
 
 # Long enough that no order's approval wait expires during a run, however slow the machine.
@@ -22,7 +22,7 @@ APPROVAL_TIMEOUT_SECONDS = 3_600.0
 # does not expire for decades.
 PROJECT_ORDER = Order(
     customer=DEFAULT_CUSTOMER,
-    items=SMALL_ORDER,
+    items=[LineItem(**item) for item in SMALL_ORDER],
     shipping_address=DEFAULT_ADDRESS,
     card_expiry="12/99",
     approval_timeout_seconds=APPROVAL_TIMEOUT_SECONDS,

@@ -9,12 +9,8 @@ import argparse
 
 from temporalio.client import WorkflowFailureError
 
-from cancelling import request_cancel
 from cli import run
-from connection import connect, load_settings
 from errors import UserError
-from lookups import failure_reason
-from reports import describe_compensations
 from terminal import EXIT_OK
 
 
@@ -27,6 +23,13 @@ def parse_args() -> argparse.Namespace:
 
 async def main() -> int:
     args = parse_args()
+    # Imported once the arguments are parsed: they load Pydantic and the workflow, which --help
+    # and a usage error do without.
+    from cancelling import request_cancel
+    from connection import connect, load_settings
+    from lookups import failure_reason
+    from reports import describe_compensations
+
     client = await connect(load_settings())
     handle, accepted = await request_cancel(client, args.order_id, args.reason)
     print(f"Cancelling order {args.order_id} (it was {accepted.step})...", flush=True)

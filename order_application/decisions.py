@@ -1,5 +1,7 @@
-"""Deciding an order: the `approve` or `reject` update, and what took effect or why it did not."""
+"""Deciding orders, one or every waiting one: the `approve` or `reject` update, and what took
+effect or why it did not."""
 
+import asyncio
 from collections.abc import Awaitable
 from datetime import timedelta
 
@@ -14,9 +16,14 @@ from temporalio.service import RPCError, RPCStatusCode
 from errors import DecisionRefused, UserError
 from lookups import NO_WORKER_SECONDS, OrderHandle, running_order
 from shared import ApproveOrder, Decision, RejectOrder
+from terminal import EXIT_NO, EXIT_OK
+from visibility import orders_awaiting_approval
 from workflow import OrderWorkflow
 
 NO_WORKER = timedelta(seconds=NO_WORKER_SECONDS)
+# Decisions in flight at once when deciding every waiting order: each waits for the worker to run
+# its update.
+BULK_CONCURRENCY = 50
 
 
 class MovedOn(UserError):
@@ -32,6 +39,51 @@ async def decide_order(client: Client, order_id: str, decision: ApproveOrder | R
         if err.status == RPCStatusCode.NOT_FOUND:  # No such order, or one that has finished.
             await running_order(client, order_id)
         raise
+
+
+async def decide_all_waiting(
+    client: Client, task_queue: str, decision: ApproveOrder | RejectOrder
+) -> int:
+    """Decides every order listed as awaiting approval, one update each, and prints a line per
+    order as it is decided, then the count. EXIT_NO if any decision failed; an order that moved
+    on since it was listed is no failure."""
+    # The OrderStep search attribute lists them; visibility may lag a moment behind the orders,
+    # and each order's validator has the last word.
+    waiting = [
+        client.get_workflow_handle_for(OrderWorkflow.run, execution.id)
+        async for execution in client.list_workflows(orders_awaiting_approval(task_queue))
+    ]
+    if not waiting:
+        print("No order is waiting for approval.")
+        return EXIT_OK
+    limit = asyncio.Semaphore(BULK_CONCURRENCY)
+
+    async def decide_listed(handle: OrderHandle) -> bool | None:
+        """True: decided; None: moved on; False: failed."""
+        async with limit:
+            try:
+                print(await decide(handle, decision), flush=True)
+                return True
+            except MovedOn as err:
+                print(f"skipped: {err}", flush=True)
+            except UserError as err:
+                print(f"error: {err}", flush=True)
+                return False
+            except RPCError as err:
+                if err.status != RPCStatusCode.NOT_FOUND:
+                    print(f"error: order {handle.id}: {err.message}", flush=True)
+                    return False
+                print(f"skipped: order {handle.id} has finished since it was listed", flush=True)
+            return None
+
+    outcomes = await asyncio.gather(*(decide_listed(handle) for handle in waiting))
+    verb = "rejected" if isinstance(decision, RejectOrder) else "approved"
+    moved_on = outcomes.count(None)
+    print(
+        f"{outcomes.count(True)} of {len(outcomes)} waiting orders {verb}"
+        + (f"; {moved_on} had moved on since they were listed." if moved_on else ".")
+    )
+    return EXIT_NO if False in outcomes else EXIT_OK
 
 
 async def decide(handle: OrderHandle, decision: ApproveOrder | RejectOrder) -> str:

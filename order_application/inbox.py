@@ -17,11 +17,7 @@ import argparse
 import asyncio
 import socket
 
-import uvicorn
-
-from connection import load_settings
 from errors import UserError
-from inbox_app import create_app
 from terminal import EXIT_OK, finish
 
 DEFAULT_PORT = 8000
@@ -38,6 +34,13 @@ def parse_args() -> argparse.Namespace:
 
 
 async def serve(port: int) -> int:
+    # Imported once the arguments are parsed: the web app loads Pydantic, the workflow and
+    # Starlette, which --help and a usage error do without.
+    import uvicorn
+
+    from connection import load_settings
+    from inbox_app import create_app
+
     settings = load_settings()
     listening = socket.socket()
     try:

@@ -37,7 +37,7 @@ class OrderForm:
     @staticmethod
     def blank() -> "OrderForm":
         """The starter's default order: 1 T-shirt, 2 sticker packs, for the default customer."""
-        values = {quantity_field(item.sku): str(item.quantity) for item in SMALL_ORDER}
+        values = {quantity_field(item["sku"]): str(item["quantity"]) for item in SMALL_ORDER}
         values.update(customer=DEFAULT_CUSTOMER, address=DEFAULT_ADDRESS)
         return OrderForm(values)
 

@@ -109,6 +109,15 @@ def finished(description: WorkflowExecutionDescription) -> str:
     return status.name.lower().replace("_", " ") if status else "finished"
 
 
+async def undone(handle: WorkflowHandle[Any, Any]) -> list[CompensationResult]:
+    """What a failed order undid, once it has ended."""
+    try:
+        await handle.result()
+    except WorkflowFailureError as err:
+        return (await failure_reason(handle, err))[1]
+    return []
+
+
 async def failure_reason(
     handle: WorkflowHandle[Any, Any], err: WorkflowFailureError
 ) -> tuple[str, list[CompensationResult]]:

@@ -1,21 +1,28 @@
 """The command-line options that describe an order, for starter.py and schedule.py."""
 
 import argparse
+from typing import TYPE_CHECKING, TypedDict
 
-from pydantic import ValidationError
-
-from boundary import problems
 from rules import CATALOG, DEFAULT_APPROVAL_TIMEOUT_SECONDS, parse_card_expiry, parse_cents
-from shared import LineItem, Order
 
-SMALL_ORDER = [
-    LineItem(sku="T-SHIRT", quantity=1, unit_price_cents=CATALOG["T-SHIRT"]),
-    LineItem(sku="STICKERS", quantity=2, unit_price_cents=CATALOG["STICKERS"]),
-]
-LARGE_ORDER = [
-    LineItem(sku="LAPTOP", quantity=2, unit_price_cents=CATALOG["LAPTOP"]),
-    LineItem(sku="HOODIE", quantity=5, unit_price_cents=CATALOG["HOODIE"]),
-]
+if TYPE_CHECKING:
+    from shared import Order
+
+
+class ItemFields(TypedDict):
+    """A line item's fields as the options give them; the `LineItem` model checks them."""
+
+    sku: str
+    quantity: int
+    unit_price_cents: int
+
+
+def catalogue_item(sku: str, quantity: int) -> ItemFields:
+    return ItemFields(sku=sku, quantity=quantity, unit_price_cents=CATALOG[sku])
+
+
+SMALL_ORDER = [catalogue_item("T-SHIRT", 1), catalogue_item("STICKERS", 2)]
+LARGE_ORDER = [catalogue_item("LAPTOP", 2), catalogue_item("HOODIE", 5)]
 # Like the original demo: the inventory service fails four times, then the fifth attempt works.
 INVENTORY_OUTAGE_ATTEMPTS = 4
 DEFAULT_CUSTOMER = "ada@example.com"
@@ -29,7 +36,7 @@ def card_expiry_argument(text: str) -> str:
         raise argparse.ArgumentTypeError(str(err)) from err
 
 
-def item_argument(text: str) -> LineItem:
+def item_argument(text: str) -> ItemFields:
     """SKU:QTY or SKU:QTY:PRICE (dollars); catalogue SKUs know their price."""
     parts = text.split(":")
     try:
@@ -45,7 +52,7 @@ def item_argument(text: str) -> LineItem:
             f" catalogue ({', '.join(CATALOG)}); got {text!r}"
         ) from err
     # Bounds such as the largest quantity are the model's to check, with the rest of the order.
-    return LineItem.model_construct(sku=sku, quantity=quantity, unit_price_cents=price)
+    return ItemFields(sku=sku, quantity=quantity, unit_price_cents=price)
 
 
 def amount_argument(text: str) -> int:
@@ -107,21 +114,28 @@ def add_order_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def order_from_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Order:
+def order_from_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace) -> "Order":
     """The order the options describe, checked by the model the workflow checks it with; a usage
     error (exit 2) when the workflow would refuse it."""
-    items = args.item or (LARGE_ORDER if args.large else SMALL_ORDER)
+    # Imported once the options are parsed: the model loads Pydantic, which --help does without.
+    from pydantic import ValidationError
+
+    from boundary import problems
+    from shared import Order
+
+    outage_attempts = INVENTORY_OUTAGE_ATTEMPTS if args.inventory_down else 0
     try:
-        return Order(
-            customer=args.customer,
-            # Dumped, so the model checks the items too: it takes its own instances as they are.
-            items=[item.model_dump() for item in items],  # type: ignore[misc]
-            shipping_address=args.address,
-            card_expiry=args.card_expiry,
-            approval_timeout_seconds=args.approval_timeout,
-            approval_threshold_cents=args.approval_threshold,
-            pack=args.pack,
-            inventory_outage_attempts=INVENTORY_OUTAGE_ATTEMPTS if args.inventory_down else 0,
+        return Order.model_validate(
+            {
+                "customer": args.customer,
+                "items": args.item or (LARGE_ORDER if args.large else SMALL_ORDER),
+                "shipping_address": args.address,
+                "card_expiry": args.card_expiry,
+                "approval_timeout_seconds": args.approval_timeout,
+                "approval_threshold_cents": args.approval_threshold,
+                "pack": args.pack,
+                "inventory_outage_attempts": outage_attempts,
+            }
         )
     except ValidationError as err:
         parser.error(f"the order would be refused: {'; '.join(problems(err))}")

@@ -6,27 +6,15 @@
 """Creates, lists or deletes a Temporal Schedule that places an order every N seconds."""
 
 import argparse
-from datetime import timedelta
 
-from temporalio.client import (
-    Client,
-    Schedule,
-    ScheduleActionExecutionStartWorkflow,
-    ScheduleActionStartWorkflow,
-    ScheduleAlreadyRunningError,
-    ScheduleIntervalSpec,
-    ScheduleSpec,
-)
+from temporalio.client import Client, ScheduleActionExecutionStartWorkflow
 from temporalio.service import RPCError, RPCStatusCode
 
 from cli import run
-from connection import connect, load_settings
 from errors import UserError
 from order_options import add_order_arguments, order_from_arguments, positive_seconds
 from rules import format_cents
-from shared import Order
 from terminal import EXIT_OK
-from workflow import OrderWorkflow
 
 DEFAULT_SCHEDULE_ID = "order-schedule"
 
@@ -48,21 +36,13 @@ def parse_args() -> argparse.Namespace:
 
 
 async def create(client: Client, args: argparse.Namespace, task_queue: str) -> None:
-    order: Order = args.order
-    schedule = Schedule(
-        # Each run's workflow ID is this ID plus the scheduled time, so every order is its own.
-        action=ScheduleActionStartWorkflow(
-            OrderWorkflow.run, order, id=f"{args.schedule_id}-order", task_queue=task_queue
-        ),
-        spec=ScheduleSpec(intervals=[ScheduleIntervalSpec(every=timedelta(seconds=args.every))]),
-    )
-    try:
-        await client.create_schedule(args.schedule_id, schedule)
-    except ScheduleAlreadyRunningError as err:
-        raise UserError(f"schedule {args.schedule_id} already exists; delete it first") from err
+    # Only creating needs the workflow, so only creating imports it.
+    from placing import schedule_order
+
+    await schedule_order(client, args.schedule_id, args.order, args.every, task_queue)
     print(
         f"Schedule {args.schedule_id} places an order every {args.every:g} s"
-        f" ({format_cents(order.total_cents)} for {order.customer})."
+        f" ({format_cents(args.order.total_cents)} for {args.order.customer})."
     )
 
 
@@ -98,6 +78,10 @@ async def delete(client: Client, schedule_id: str) -> None:
 
 async def main() -> int:
     args = parse_args()
+    # Imported once the arguments are parsed: it loads Pydantic, which --help and a usage error
+    # do without.
+    from connection import connect, load_settings
+
     settings = load_settings()
     client = await connect(settings)
     if args.command == "create":

@@ -12,17 +12,11 @@ import asyncio
 from temporalio.client import WorkflowFailureError
 
 from cli import run
-from connection import connect, load_settings, web_ui_link
-from lookups import NO_WORKER_SECONDS, OrderHandle, failure_reason
 from order_options import add_order_arguments, order_from_arguments
-from placing import PaymentRefused, new_order_id, place_order
-from reports import describe_compensations, describe_payment, describe_result
-from shared import CompensationResult, Order
 from terminal import EXIT_NO, EXIT_OK, script_command
-from workflow import OrderWorkflow
 
 
-def parse_args() -> tuple[argparse.Namespace, Order]:
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, usage="%(prog)s MM/YY [options]")
     add_order_arguments(parser)
     parser.add_argument(
@@ -30,17 +24,26 @@ def parse_args() -> tuple[argparse.Namespace, Order]:
     )
     parser.add_argument("--no-wait", action="store_true", help="place the order and exit")
     args = parser.parse_args()
-    return args, order_from_arguments(parser, args)
+    args.order = order_from_arguments(parser, args)
+    return args
 
 
 async def main() -> int:
-    args, order = parse_args()
+    args = parse_args()
+    # Imported once the arguments are parsed: they load the workflow and the encryption codec,
+    # which --help and a usage error do without.
+    from connection import connect, load_settings, web_ui_link
+    from lookups import NO_WORKER_SECONDS, failure_reason, undone
+    from placing import PaymentRefused, new_order_id, place_order
+    from reports import describe_compensations, describe_payment, describe_result
+    from workflow import OrderWorkflow
+
     order_id = args.order_id or new_order_id()
     settings = load_settings()
     client = await connect(settings)
     handle = client.get_workflow_handle_for(OrderWorkflow.run, order_id)
     try:
-        paid = await place_order(client, settings.task_queue, order, order_id)
+        paid = await place_order(client, settings.task_queue, args.order, order_id)
     except PaymentRefused as refused:
         # Refused or failed before it was charged: the order is undoing what it did, if anything.
         print(f"Order {order_id} failed: {refused.reason}", flush=True)
@@ -76,15 +79,6 @@ async def main() -> int:
         raise
     print(describe_result(result))
     return EXIT_OK
-
-
-async def undone(handle: OrderHandle) -> list[CompensationResult]:
-    """What a failed order undid, once it has ended."""
-    try:
-        await handle.result()
-    except WorkflowFailureError as err:
-        return (await failure_reason(handle, err))[1]
-    return []
 
 
 if __name__ == "__main__":

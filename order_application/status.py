@@ -8,10 +8,6 @@
 import argparse
 
 from cli import run
-from connection import connect, load_settings
-from lookups import Delivered, Ended, where_is
-from reports import describe_approval, describe_compensations, describe_result
-from rules import format_cents
 from terminal import EXIT_OK
 
 
@@ -23,6 +19,13 @@ def parse_args() -> argparse.Namespace:
 
 async def main() -> int:
     args = parse_args()
+    # Imported once the arguments are parsed: they load Pydantic and the workflow, which --help
+    # and a usage error do without.
+    from connection import connect, load_settings
+    from lookups import Delivered, Ended, where_is
+    from reports import describe_approval, describe_compensations, describe_result
+    from rules import format_cents
+
     client = await connect(load_settings())
     status = await where_is(client, args.order_id)
     if isinstance(status, Delivered):

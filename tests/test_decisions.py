@@ -29,7 +29,7 @@ from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.testing import WorkflowEnvironment
 
-import approve
+from decisions import decide_all_waiting
 from errors import DecisionRefused, OrderError
 from services import Ledger, Services
 from shared import (
@@ -345,9 +345,7 @@ async def test_bulk_approval_decides_only_orders_that_await_approval(
             return True if ids == [waiting.id] else None
 
         await poll(only_the_waiting_one_listed, "the waiting order, and it alone, listed")
-        code = await approve.decide_all_waiting(
-            dev_server_env.client, task_queue, ApproveOrder(by="alice")
-        )
+        code = await decide_all_waiting(dev_server_env.client, task_queue, ApproveOrder(by="alice"))
         still_charging = await charging.query(OrderWorkflow.get_status)
         services.let_through.set()
         await paying
@@ -378,7 +376,7 @@ async def test_bulk_approval_reports_an_order_that_moved_on_and_still_succeeds(
         await poll(listed_ids, "the order in the list of waiting orders")
         config = dev_server_env.client.config()
         config["interceptors"] = [AnotherDecisionFirst(dev_server_env.client)]
-        code = await approve.decide_all_waiting(
+        code = await decide_all_waiting(
             client.Client(**config), task_queue, ApproveOrder(by="alice")
         )
         error = await failure_of(handle)
