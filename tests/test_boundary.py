@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from pydantic import TypeAdapter
 from support.orders import ORDER
 from temporalio.api.common.v1 import Payload
 from temporalio.exceptions import ApplicationError
@@ -61,6 +62,23 @@ def test_a_sent_order_reads_back_as_itself() -> None:
 
 def test_unknown_keys_are_ignored() -> None:
     assert read(order_json(coupon="FREE")) == ORDER
+
+
+def test_a_models_type_adapter_is_built_once_not_per_converter(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The sandbox makes a converter for every order it runs; none builds its own adapters."""
+    built: list[object] = []
+    build = TypeAdapter.__init__
+
+    def counted(adapter: TypeAdapter[Any], type_: Any, *args: Any, **kwargs: Any) -> None:
+        built.append(type_)
+        build(adapter, type_, *args, **kwargs)
+
+    monkeypatch.setattr(TypeAdapter, "__init__", counted)
+    for _ in range(3):
+        assert StrictPayloadConverter().from_payloads([sent({})], [CancelOrder]) == [CancelOrder()]
+    assert built.count(CancelOrder) <= 1
 
 
 @pytest.mark.parametrize(
