@@ -1,5 +1,6 @@
 """Fixtures: one test server and one dev server for the session, and a dev server per module."""
 
+import signal
 import sys
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -18,6 +19,13 @@ from visibility import SEARCH_ATTRIBUTES
 # Python. Naming them keeps the SDK from downloading a server, and no port is given anywhere, so
 # the SDK picks free ones and leaves a developer's own server on 7233 alone.
 BIN_DIR = Path(sys.executable).parent
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """A suite started in the background (`pytest &` in a script) inherits Ctrl-C ignored, and so
+    would the scripts it starts: the tests of Ctrl-C need it delivered, as in a terminal."""
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture(scope="session")
