@@ -26,12 +26,12 @@ from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from activities import OrderActivities
-from arguments import OneArgumentPerMessage
 from benchmarks.baseline import BaselineWorkflow, no_op
-from converter import data_converter
-from services import Ledger, Services
+from command_line.connection import data_converter
+from observability.worker_log import configure_logging
+from payloads.interceptor import OneArgumentPerMessage
+from shop.services import Ledger, Services
 from worker import MAX_CACHED_ORDERS
-from worker_logging import configure_logging
 from workflow import OrderWorkflow
 
 PROJECT, BASELINE = "project", "baseline"

@@ -11,7 +11,7 @@ from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
 from benchmarks.baseline import BaselineWorkflow
 from benchmarks.bench_worker import PROJECT
 from benchmarks.servers import BenchmarkError
-from order_options import DEFAULT_ADDRESS, DEFAULT_CUSTOMER, SMALL_ORDER
+from command_line.order_options import DEFAULT_ADDRESS, DEFAULT_CUSTOMER, SMALL_ORDER
 from shared import ApproveOrder, LineItem, Order
 from workflow import OrderWorkflow
 

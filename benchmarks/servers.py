@@ -16,7 +16,7 @@ import psutil  # type: ignore[import-untyped]
 from temporalio.client import Client
 
 from benchmarks.bench_worker import PROJECT
-from converter import data_converter
+from command_line.connection import data_converter
 
 # tests/processes.py: the dev server the end-to-end tests start, shared rather than copied.
 from harness.processes import TEMPORAL_CLI, DevServer

@@ -11,7 +11,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from visibility import dev_server_options
+from observability.search_attributes import dev_server_options
 
 REPO = Path(__file__).resolve().parent.parent
 SCRIPTS = REPO / "order_application"

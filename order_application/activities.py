@@ -8,13 +8,12 @@ from typing import TYPE_CHECKING, Any
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from errors import AlreadyUndoneError, OrderError, OutOfStockError, ServiceUnavailableError
-from rules import format_cents, parse_card_expiry
 from shared import (
     CompensationResult,
     Confirmation,
     ConfirmationRequest,
     DeliveryRequest,
+    OrderError,
     Packing,
     PackingCheckpoint,
     PackingRequest,
@@ -28,9 +27,11 @@ from shared import (
     ReservationRequest,
     Shipment,
 )
+from shop.rules import format_cents, parse_card_expiry
+from shop.services import AlreadyUndoneError, OutOfStockError, ServiceUnavailableError
 
 if TYPE_CHECKING:  # The workflow imports this module for its activities' names: keep it light.
-    from services import Services
+    from shop.services import Services
 
 PACKING_KEEPALIVE_SECONDS = 2.0
 """How often packing heartbeats while a slow unit is in hand (well inside the heartbeat timeout)."""
@@ -99,7 +100,9 @@ class OrderActivities:
                 f"inventory service is down (attempt {attempt} of {request.outage_attempts})"
             )
         try:
-            reservation_id = await self._services.reserve(request.order_id, request.items)
+            reservation_id = await self._services.reserve(
+                request.order_id, [item.sku for item in request.items]
+            )
         except OutOfStockError as err:
             raise ApplicationError(
                 str(err), type=OrderError.OUT_OF_STOCK, non_retryable=True

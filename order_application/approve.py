@@ -8,8 +8,7 @@
 import argparse
 import getpass
 
-from cli import run
-from terminal import EXIT_OK
+from command_line.exit import EXIT_OK, run
 
 
 def parse_args() -> argparse.Namespace:
@@ -50,8 +49,8 @@ async def main() -> int:
     args = parse_args()
     # Imported once the arguments are parsed: they load Pydantic and the workflow, which --help
     # and a usage error do without.
-    from connection import connect, load_settings
-    from decisions import decide_all_waiting, decide_order
+    from command_line.connection import connect, load_settings
+    from orders.decision_update import decide_all_waiting, decide_order
     from shared import ApproveOrder, RejectOrder
 
     decision = (

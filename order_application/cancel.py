@@ -9,9 +9,8 @@ import argparse
 
 from temporalio.client import WorkflowFailureError
 
-from cli import run
-from errors import UserError
-from terminal import EXIT_OK
+from command_line.exit import EXIT_OK, run
+from local.errors import UserError
 
 
 def parse_args() -> argparse.Namespace:
@@ -25,10 +24,10 @@ async def main() -> int:
     args = parse_args()
     # Imported once the arguments are parsed: they load Pydantic and the workflow, which --help
     # and a usage error do without.
-    from cancelling import request_cancel
-    from connection import connect, load_settings
-    from lookups import failure_reason
-    from reports import describe_compensations
+    from command_line.connection import connect, load_settings
+    from command_line.reports import describe_compensations
+    from orders.cancel_update import request_cancel
+    from orders.status_query import failure_reason
 
     client = await connect(load_settings())
     handle, accepted = await request_cancel(client, args.order_id, args.reason)

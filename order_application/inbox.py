@@ -17,8 +17,8 @@ import argparse
 import asyncio
 import socket
 
-from errors import UserError
-from terminal import EXIT_OK, finish
+from command_line.exit import EXIT_OK, finish
+from local.errors import UserError
 
 DEFAULT_PORT = 8000
 # Only this machine's browser may reach it: the page can approve and cancel orders.
@@ -38,8 +38,8 @@ async def serve(port: int) -> int:
     # Starlette, which --help and a usage error do without.
     import uvicorn
 
-    from connection import load_settings
-    from inbox_app import create_app
+    from command_line.connection import load_settings
+    from web.app import create_app
 
     settings = load_settings()
     listening = socket.socket()

@@ -9,9 +9,9 @@ import argparse
 from collections import Counter
 from itertools import groupby
 
-from errors import UserError
-from services import Ledger, ledger_path
-from terminal import EXIT_OK, finish
+from command_line.exit import EXIT_OK, finish
+from local.errors import UserError
+from shop.services import Ledger, ledger_path
 
 
 def main() -> int:

@@ -10,11 +10,10 @@ import argparse
 from temporalio.client import Client, ScheduleActionExecutionStartWorkflow
 from temporalio.service import RPCError, RPCStatusCode
 
-from cli import run
-from errors import UserError
-from order_options import add_order_arguments, order_from_arguments, positive_seconds
-from rules import format_cents
-from terminal import EXIT_OK
+from command_line.exit import EXIT_OK, run
+from command_line.order_options import add_order_arguments, order_from_arguments, positive_seconds
+from local.errors import UserError
+from shop.rules import format_cents
 
 DEFAULT_SCHEDULE_ID = "order-schedule"
 
@@ -37,7 +36,7 @@ def parse_args() -> argparse.Namespace:
 
 async def create(client: Client, args: argparse.Namespace, task_queue: str) -> None:
     # Only creating needs the workflow, so only creating imports it.
-    from placing import schedule_order
+    from orders.update_with_start import schedule_order
 
     await schedule_order(client, args.schedule_id, args.order, args.every, task_queue)
     print(
@@ -80,7 +79,7 @@ async def main() -> int:
     args = parse_args()
     # Imported once the arguments are parsed: it loads Pydantic, which --help and a usage error
     # do without.
-    from connection import connect, load_settings
+    from command_line.connection import connect, load_settings
 
     settings = load_settings()
     client = await connect(settings)

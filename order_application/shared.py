@@ -11,7 +11,7 @@ from typing import Annotated
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 from pydantic_core import PydanticCustomError
 
-from rules import (
+from shop.rules import (
     DEFAULT_APPROVAL_TIMEOUT_SECONDS,
     MAX_APPROVAL_TIMEOUT_SECONDS,
     MAX_LINE_ITEMS,
@@ -61,6 +61,27 @@ class ApprovalState(StrEnum):
     APPROVED = "approved"
     REJECTED = "rejected"
     TIMED_OUT = "timed out"
+
+
+class OrderError(StrEnum):
+    """`type` of every ApplicationError that ends an order, so callers can branch on it."""
+
+    INVALID_ORDER = "InvalidOrder"
+    CARD_EXPIRED = "CardExpired"
+    INVALID_CARD = "InvalidCard"
+    POLICY_DENIED = "PolicyDenied"
+    OUT_OF_STOCK = "OutOfStock"
+    APPROVAL_TIMED_OUT = "ApprovalTimedOut"
+    REJECTED = "OrderRejected"
+    CANCELLED = "OrderCancelled"
+    ALREADY_UNDONE = "AlreadyUndone"
+
+
+class DecisionRefused(StrEnum):
+    """`type` of the ApplicationError with which the `approve` and `reject` updates refuse."""
+
+    ALREADY_DECIDED = "AlreadyDecided"
+    NOT_AWAITING_APPROVAL = "NotAwaitingApproval"
 
 
 class Message(BaseModel):

@@ -11,9 +11,8 @@ import asyncio
 
 from temporalio.client import WorkflowFailureError
 
-from cli import run
-from order_options import add_order_arguments, order_from_arguments
-from terminal import EXIT_NO, EXIT_OK, script_command
+from command_line.exit import EXIT_NO, EXIT_OK, run, script_command
+from command_line.order_options import add_order_arguments, order_from_arguments
 
 
 def parse_args() -> argparse.Namespace:
@@ -32,10 +31,10 @@ async def main() -> int:
     args = parse_args()
     # Imported once the arguments are parsed: they load the workflow and the encryption codec,
     # which --help and a usage error do without.
-    from connection import connect, load_settings, web_ui_link
-    from lookups import NO_WORKER_SECONDS, failure_reason, undone
-    from placing import PaymentRefused, new_order_id, place_order
-    from reports import describe_compensations, describe_payment, describe_result
+    from command_line.connection import connect, load_settings, web_ui_link
+    from command_line.reports import describe_compensations, describe_payment, describe_result
+    from orders.status_query import NO_WORKER_SECONDS, failure_reason, undone
+    from orders.update_with_start import PaymentRefused, new_order_id, place_order
     from workflow import OrderWorkflow
 
     order_id = args.order_id or new_order_id()

@@ -7,8 +7,7 @@
 
 import argparse
 
-from cli import run
-from terminal import EXIT_OK
+from command_line.exit import EXIT_OK, run
 
 
 def parse_args() -> argparse.Namespace:
@@ -21,10 +20,10 @@ async def main() -> int:
     args = parse_args()
     # Imported once the arguments are parsed: they load Pydantic and the workflow, which --help
     # and a usage error do without.
-    from connection import connect, load_settings
-    from lookups import Delivered, Ended, where_is
-    from reports import describe_approval, describe_compensations, describe_result
-    from rules import format_cents
+    from command_line.connection import connect, load_settings
+    from command_line.reports import describe_approval, describe_compensations, describe_result
+    from orders.status_query import Delivered, Ended, where_is
+    from shop.rules import format_cents
 
     client = await connect(load_settings())
     status = await where_is(client, args.order_id)

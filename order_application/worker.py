@@ -18,18 +18,17 @@ from datetime import timedelta
 from temporalio.worker import Worker
 
 from activities import OrderActivities
-from arguments import OneArgumentPerMessage
-from buggy_workflow import BuggyOrderWorkflow
-from cli import run
-from codec_server import serve_codec
-from connection import connect_or_start_dev_server, load_settings, web_ui
-from metrics import prometheus_runtime
-from releases import RELEASES
-from services import Services
-from terminal import EXIT_OK
-from visibility import require_search_attributes
-from worker_logging import configure_logging
-from worker_options import banner, codec_authorizer, deployment_config, parse_args
+from command_line.connection import connect_or_start_dev_server, load_settings, web_ui
+from command_line.exit import EXIT_OK, run
+from command_line.worker_options import banner, codec_authorizer, deployment_config, parse_args
+from deploys.releases import RELEASES
+from deploys.workflow_bug import BuggyOrderWorkflow
+from observability.metrics import prometheus_runtime
+from observability.search_attributes import require_search_attributes
+from observability.worker_log import configure_logging
+from payloads.codec_server import serve_codec
+from payloads.interceptor import OneArgumentPerMessage
+from shop.services import Services
 
 # Orders kept in memory between their steps (about 145 KB each, measured); an order pushed out of
 # the cache is rebuilt by replaying its history when it next moves. 1,000 keeps a worker with

@@ -14,8 +14,13 @@ from temporalio.workflow import ActivityCancellationType
 # instead of importing them afresh for each, and still checks this module's own code.
 with workflow.unsafe.imports_passed_through():
     from activities import OrderActivities
-    from errors import DecisionRefused, OrderError
-    from metrics import approval_waited, compensation_run, order_completed, order_failed
+    from observability.metrics import (
+        approval_waited,
+        compensation_run,
+        order_completed,
+        order_failed,
+    )
+    from observability.search_attributes import ORDER_STEP, ORDER_TOTAL_CENTS
     from shared import (
         NOBODY,
         TOO_LATE_TO_CANCEL,
@@ -27,8 +32,10 @@ with workflow.unsafe.imports_passed_through():
         Confirmation,
         ConfirmationRequest,
         Decision,
+        DecisionRefused,
         DeliveryRequest,
         Order,
+        OrderError,
         OrderFailure,
         OrderResult,
         OrderStatus,
@@ -47,7 +54,6 @@ with workflow.unsafe.imports_passed_through():
         ReservationRequest,
         Shipment,
     )
-    from visibility import ORDER_STEP, ORDER_TOTAL_CENTS
 
 # A simulated service call takes about half a second. Five seconds means the worker died or the
 # service hangs, and the attempt is retried (on another worker if this one is gone).

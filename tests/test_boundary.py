@@ -12,9 +12,9 @@ from support.orders import ORDER
 from temporalio.api.common.v1 import Payload
 from temporalio.exceptions import ApplicationError
 
-from boundary import MALFORMED_MESSAGE, StrictPayloadConverter, shape
-from errors import OrderError
-from rules import (
+from payloads.converter import MALFORMED_MESSAGE, StrictPayloadConverter, shape
+from shared import ApproveOrder, CancelOrder, Order, OrderError, RejectOrder
+from shop.rules import (
     MAX_APPROVAL_TIMEOUT_SECONDS,
     MAX_LINE_ITEMS,
     MAX_QUANTITY,
@@ -23,7 +23,6 @@ from rules import (
     MAX_UNIT_PRICE_CENTS,
     MIN_APPROVAL_TIMEOUT_SECONDS,
 )
-from shared import ApproveOrder, CancelOrder, Order, RejectOrder
 from tools.order_schema import SCHEMA_FILE, order_schema
 
 CONVERTER = StrictPayloadConverter()

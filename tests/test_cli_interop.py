@@ -17,7 +17,6 @@ from pathlib import Path
 import pytest
 from support.scripts import new_order_id
 
-from codec import KEY_FILE_NAME, key_id, read_keys
 from harness.processes import (
     TEMPORAL_CLI,
     DevServer,
@@ -27,6 +26,7 @@ from harness.processes import (
     run_script,
     running_worker,
 )
+from payloads.codec import KEY_FILE_NAME, key_id, read_keys
 
 pytestmark = pytest.mark.e2e
 

@@ -22,9 +22,7 @@ from google.protobuf import json_format
 from support.scripts import assert_one_line_error, new_order_id
 from temporalio.api.common.v1 import Payload
 
-from boundary import PLAIN
-from codec import ENCODING, KEY_ID, EncryptionCodec, EncryptionError, key_id
-from converter import data_converter
+from command_line.connection import data_converter
 from harness.processes import (
     TEMPORAL_CLI,
     DevServer,
@@ -37,7 +35,9 @@ from harness.processes import (
     script_env,
     wait_for_port,
 )
-from visibility import dev_server_options
+from observability.search_attributes import dev_server_options
+from payloads.codec import ENCODING, KEY_ID, EncryptionCodec, EncryptionError, key_id
+from payloads.converter import PLAIN
 
 CUSTOMER = "someone@example.com"
 ADDRESS = "7 Quiet Lane, Hidden Town"

@@ -25,19 +25,6 @@ from support.issuer import AUDIENCE, Issuer, local_issuer
 from support.scripts import assert_one_line_error, new_order_id
 from temporalio.api.common.v1 import Payload, Payloads
 
-import codec_server
-from codec import (
-    KEY_ID,
-    NONCE_BYTES,
-    EncryptionCodec,
-    EncryptionError,
-    create_key_file,
-    key_id,
-    read_keys,
-)
-from codec_auth import AnyLocalUser, Authorizer, OidcUsers, StaticToken
-from codec_server import MAX_BODY_BYTES, MAX_PAYLOADS, CodecServer, serve_codec
-from errors import UserError
 from harness.processes import (
     TEMPORAL_CLI,
     DevServer,
@@ -48,7 +35,20 @@ from harness.processes import (
     says,
     script_env,
 )
-from services import Ledger
+from local.errors import UserError
+from payloads import codec_server
+from payloads.codec import (
+    KEY_ID,
+    NONCE_BYTES,
+    EncryptionCodec,
+    EncryptionError,
+    create_key_file,
+    key_id,
+    read_keys,
+)
+from payloads.codec_auth import AnyLocalUser, Authorizer, OidcUsers, StaticToken
+from payloads.codec_server import MAX_BODY_BYTES, MAX_PAYLOADS, CodecServer, serve_codec
+from shop.services import Ledger
 
 WEB_UI = "http://localhost:18233"
 PLAIN_PAYLOAD = {"metadata": {"encoding": "anNvbi9wbGFpbg=="}, "data": "IjEyLzMwIg=="}
@@ -321,7 +321,7 @@ def test_the_key_file_is_read_at_most_once_per_request(
         reads.append(path)
         return path.read_bytes()
 
-    monkeypatch.setattr("codec.read_secret", counted_read)
+    monkeypatch.setattr("payloads.codec.read_secret", counted_read)
     with serving(codec) as port:
         status, body = post(port, many.encode())
     assert status == 200

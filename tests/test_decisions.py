@@ -29,22 +29,23 @@ from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.testing import WorkflowEnvironment
 
-from decisions import decide_all_waiting
-from errors import DecisionRefused, OrderError
-from services import Ledger, Services
+from command_line.exit import EXIT_OK
+from observability.search_attributes import ORDER_STEP, ORDER_TOTAL_CENTS, orders_awaiting_approval
+from orders.decision_update import decide_all_waiting
 from shared import (
     NOBODY,
     ApprovalState,
     ApproveOrder,
     CancelOrder,
+    DecisionRefused,
     Order,
+    OrderError,
     OrderResult,
     OrderStep,
     PaymentSettled,
     RejectOrder,
 )
-from terminal import EXIT_OK
-from visibility import ORDER_STEP, ORDER_TOTAL_CENTS, orders_awaiting_approval
+from shop.services import Ledger, Services
 from workflow import OrderWorkflow
 
 

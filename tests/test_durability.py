@@ -23,10 +23,10 @@ from support.durability import (
 from support.scripts import new_order_id
 from temporalio.client import Client
 
-from converter import data_converter
+from command_line.connection import data_converter
 from harness.processes import DevServer, run_script, script_env
-from rules import CATALOG
 from shared import ApprovalState, LineItem, Order, OrderStep, PackingCheckpoint
+from shop.rules import CATALOG
 from workflow import OrderWorkflow
 
 pytestmark = [pytest.mark.slow, pytest.mark.e2e]

@@ -15,12 +15,12 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker as SdkWorker
 
 from activities import OrderActivities
-from arguments import OneArgumentPerMessage
-from boundary import PLAIN
 from harness.processes import DevServer, free_port, run_script, running_worker, script_env
-from metrics import APPROVAL_WAIT, COMPENSATIONS, ORDERS_COMPLETED, ORDERS_FAILED
-from services import Services
+from observability.metrics import APPROVAL_WAIT, COMPENSATIONS, ORDERS_COMPLETED, ORDERS_FAILED
+from payloads.converter import PLAIN
+from payloads.interceptor import OneArgumentPerMessage
 from shared import ApproveOrder, RejectOrder
+from shop.services import Services
 from workflow import OrderWorkflow
 
 # --- In process: a worker that keeps no order cached, so each step replays the whole history ---

@@ -11,9 +11,9 @@ from temporalio import workflow
 from temporalio.client import WorkflowHistory
 from temporalio.worker import Replayer
 
-from arguments import OneArgumentPerMessage
-from boundary import PLAIN
-from releases import OrderWorkflowRelease1, OrderWorkflowUnpatched
+from deploys.releases import OrderWorkflowRelease1, OrderWorkflowUnpatched
+from payloads.converter import PLAIN
+from payloads.interceptor import OneArgumentPerMessage
 from shared import Order, OrderResult
 from workflow import OrderWorkflow
 

@@ -4,8 +4,8 @@ from datetime import date
 
 import pytest
 
-from rules import CardExpiry, format_cents, parse_card_expiry, parse_cents
 from shared import LineItem, Order
+from shop.rules import CardExpiry, format_cents, parse_card_expiry, parse_cents
 
 
 @pytest.mark.parametrize(

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from connection import DEV_SERVER_DYNAMIC_CONFIG
+from command_line.connection import DEV_SERVER_DYNAMIC_CONFIG
 from harness.processes import (
     TEMPORAL_CLI,
     DevServer,

@@ -32,11 +32,8 @@ from temporalio.client import (
 from temporalio.exceptions import ApplicationError, CancelledError
 from temporalio.testing import WorkflowEnvironment
 
-import decisions
-from buggy_workflow import BuggyOrderWorkflow
-from errors import OrderError
-from rules import CATALOG
-from services import Ledger, Services
+from deploys.workflow_bug import BuggyOrderWorkflow
+from orders import decision_update
 from shared import (
     ApprovalState,
     ApproveOrder,
@@ -44,10 +41,13 @@ from shared import (
     CancelOrder,
     Decision,
     LineItem,
+    OrderError,
     OrderStatus,
     OrderStep,
     RejectOrder,
 )
+from shop.rules import CATALOG
+from shop.services import Ledger, Services
 from workflow import OrderWorkflow
 
 # --- Delivered orders ------------------------------------------------------------------------
@@ -245,8 +245,8 @@ async def test_approver_whose_decision_lost_the_race_is_told_so(
         config = dev_server_env.client.config()
         config["interceptors"] = [AnotherDecisionFirst(dev_server_env.client)]
         racing = client.Client(**config)
-        with pytest.raises(decisions.MovedOn) as lost:
-            await decisions.decide(
+        with pytest.raises(decision_update.MovedOn) as lost:
+            await decision_update.decide(
                 racing.get_workflow_handle(handle.id), ApproveOrder(by="alice", reason="fine")
             )
         error = await failure_of(handle)

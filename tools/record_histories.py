@@ -39,11 +39,10 @@ from support.orders import (
     register_search_attributes,
 )
 
-from boundary import PLAIN
-from buggy_workflow import BuggyOrderWorkflow
-from releases import OrderWorkflowRelease1
-from rules import CATALOG
-from services import Ledger, Services
+from deploys.releases import OrderWorkflowRelease1
+from deploys.workflow_bug import BuggyOrderWorkflow
+from observability.search_attributes import SEARCH_ATTRIBUTES
+from payloads.converter import PLAIN
 from shared import (
     ApproveOrder,
     CancelOrder,
@@ -53,7 +52,8 @@ from shared import (
     OrderStep,
     RejectOrder,
 )
-from visibility import SEARCH_ATTRIBUTES
+from shop.rules import CATALOG
+from shop.services import Ledger, Services
 from workflow import OrderWorkflow
 
 HISTORIES = Path(__file__).resolve().parents[1] / "tests" / "histories"

@@ -15,7 +15,7 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client
 
 from harness.processes import Worker
-from services import Effect, Ledger
+from shop.services import Effect, Ledger
 
 POLL_SECONDS = 0.1
 

@@ -20,9 +20,8 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from activities import OrderActivities
-from arguments import OneArgumentPerMessage
-from rules import CATALOG
-from services import Ledger, Services
+from observability.search_attributes import SEARCH_ATTRIBUTES
+from payloads.interceptor import OneArgumentPerMessage
 from shared import (
     LineItem,
     Order,
@@ -32,7 +31,8 @@ from shared import (
     OrderStep,
     RejectOrder,
 )
-from visibility import SEARCH_ATTRIBUTES
+from shop.rules import CATALOG
+from shop.services import Ledger, Services
 from workflow import OrderWorkflow
 
 M = TypeVar("M", bound=BaseModel)
@@ -214,9 +214,9 @@ class DeliveryHeld(HeldServices):
 
 
 class ReservationHeld(HeldServices):
-    async def reserve(self, order_id: str, items: list[LineItem]) -> str:
+    async def reserve(self, order_id: str, skus: list[str]) -> str:
         await self._hold()
-        return await super().reserve(order_id, items)
+        return await super().reserve(order_id, skus)
 
 
 class RefundHeld(HeldServices):

@@ -1,0 +1,1 @@
+"""What the scripts share: connecting to Temporal, order options, reports and exit codes."""

@@ -1,0 +1,69 @@
+"""What the scripts and the inbox say about an order: its items, its result, what was undone."""
+
+from shared import (
+    ApprovalState,
+    CompensationResult,
+    Decision,
+    LineItem,
+    OrderResult,
+    PaymentSettled,
+)
+from shop.rules import format_cents
+
+
+def with_reason(text: str, reason: str) -> str:
+    """`approved (checked the address)`, or `approved` when no reason was given."""
+    return f"{text} ({reason})" if reason else text
+
+
+def describe_approval(approval: ApprovalState, decision: Decision | None, reason: str) -> str:
+    """`approved by alice at 12:03:04 UTC (checked the address)`; an order decided before
+    decisions named who made them has only the reason."""
+    return str(decision) if decision else with_reason(approval, reason)
+
+
+def describe_items(items: list[LineItem]) -> str:
+    return ", ".join(
+        f"{item.quantity} x {item.sku} @ {format_cents(item.unit_price_cents)}" for item in items
+    )
+
+
+def describe_result(result: OrderResult) -> str:
+    lines = [
+        f"Order {result.order_id} delivered.",
+        f"  customer:      {result.customer}",
+        f"  items:         {describe_items(result.items)}",
+        f"  total:         {format_cents(result.total_cents)}",
+        "  approval:      "
+        + describe_approval(result.approval, result.decision, result.approval_reason),
+        f"  payment:       {result.payment.transaction_id}",
+        f"  reservation:   {result.reservation.reservation_id}",
+    ]
+    if result.packing:
+        lines.append(
+            f"  packing slip:  {result.packing.slip_id} ({result.packing.units_packed} units)"
+        )
+    lines += [
+        f"  tracking:      {result.shipment.tracking_number}",
+        f"  arriving:      {result.shipment.estimated_delivery.isoformat()}",
+        f"  confirmation:  e-mail {result.confirmation.message_id}",
+    ]
+    return "\n".join(lines)
+
+
+def describe_compensations(compensations: list[CompensationResult]) -> str:
+    if not compensations:
+        return "nothing to undo"
+    return "; ".join(f"{c.action}: {c.detail}" for c in compensations)
+
+
+def describe_payment(order_id: str, paid: PaymentSettled, approve_with: str = "") -> str:
+    """`Charged $35.00 for order order-… (txn-…); it waits 30 s for approval`, then `: ` and
+    `approve_with` (how to approve it) when given."""
+    charged = (
+        f"Charged {format_cents(paid.amount_cents)} for order {order_id} ({paid.transaction_id})"
+    )
+    if not paid.awaits_approval:
+        return f"{charged}; below the approval threshold: no approval needed."
+    waits = f"{charged}; it waits {paid.approval_timeout_seconds:g} s for approval"
+    return f"{waits}: {approve_with}" if approve_with else f"{waits}."

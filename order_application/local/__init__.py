@@ -1,0 +1,1 @@
+"""This machine: the data directory, files kept private, loopback names, and UserError."""

@@ -1,0 +1,1 @@
+"""What an operator sees of the orders: search attributes, metrics and the worker's log."""

@@ -1,0 +1,68 @@
+"""The order's search attributes: how the CLI, the Web UI and approve.py list orders by step."""
+
+# Search attributes are stored and shown in clear, even when every payload is encrypted: they
+# hold the step and the total, never anything about the customer.
+
+from temporalio.api.operatorservice.v1 import ListSearchAttributesRequest
+from temporalio.client import Client
+from temporalio.common import SearchAttributeKey
+from temporalio.service import RPCError
+
+from local.errors import UserError
+from shared import OrderStep
+
+ORDER_STEP = SearchAttributeKey.for_keyword("OrderStep")
+"""Where the order is, as OrderStep's value: `OrderStep = 'awaiting approval'`."""
+
+ORDER_TOTAL_CENTS = SearchAttributeKey.for_int("OrderTotalCents")
+"""The order's total in cents: `OrderTotalCents >= 10000`."""
+
+SEARCH_ATTRIBUTES = (ORDER_STEP, ORDER_TOTAL_CENTS)
+
+_TYPE_NAMES = {ORDER_STEP: "Keyword", ORDER_TOTAL_CENTS: "Int"}
+
+
+def dev_server_options() -> list[str]:
+    """`temporal server start-dev` options that register the search attributes."""
+    return [
+        option
+        for key in SEARCH_ATTRIBUTES
+        for option in ("--search-attribute", f"{key.name}={_TYPE_NAMES[key]}")
+    ]
+
+
+async def require_search_attributes(client: Client) -> None:
+    """A one-line UserError naming the command to run when the namespace lacks any of them:
+    without them, every order's first workflow task would fail."""
+    try:
+        registered = await client.operator_service.list_search_attributes(
+            ListSearchAttributesRequest(namespace=client.namespace)
+        )
+    except RPCError as err:  # Such as an API key that may not list them: let the orders tell.
+        print(f"Could not check the search attributes OrderStep and OrderTotalCents: {err.message}")
+        return
+    missing = [
+        key.name for key in SEARCH_ATTRIBUTES if key.name not in registered.custom_attributes
+    ]
+    if missing:
+        raise UserError(
+            f"namespace {client.namespace} lacks the search attribute(s) {', '.join(missing)};"
+            f" register them with: {create_commands(missing)}"
+        )
+
+
+def create_commands(missing: list[str]) -> str:
+    """The `temporal` commands that register the named search attributes, one per type."""
+    return " && ".join(
+        f"temporal operator search-attribute create --name {key.name} --type {_TYPE_NAMES[key]}"
+        for key in SEARCH_ATTRIBUTES
+        if key.name in missing
+    )
+
+
+def orders_awaiting_approval(task_queue: str) -> str:
+    """The visibility query of the running orders on `task_queue` that await approval."""
+    return (
+        f"WorkflowType = 'OrderWorkflow' AND ExecutionStatus = 'Running'"
+        f" AND TaskQueue = '{task_queue}' AND {ORDER_STEP.name} = '{OrderStep.AWAITING_APPROVAL}'"
+    )

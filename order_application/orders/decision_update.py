@@ -1,0 +1,132 @@
+"""Deciding orders, one or every waiting one: the `approve` or `reject` update, and what took
+effect or why it did not."""
+
+import asyncio
+from collections.abc import Awaitable
+from datetime import timedelta
+
+from temporalio.client import (
+    Client,
+    WorkflowUpdateFailedError,
+    WorkflowUpdateRPCTimeoutOrCancelledError,
+)
+from temporalio.exceptions import ApplicationError, FailureError
+from temporalio.service import RPCError, RPCStatusCode
+
+from command_line.exit import EXIT_NO, EXIT_OK
+from local.errors import UserError
+from observability.search_attributes import orders_awaiting_approval
+from orders.status_query import NO_WORKER_SECONDS, OrderHandle, running_order
+from shared import ApproveOrder, Decision, DecisionRefused, RejectOrder
+from workflow import OrderWorkflow
+
+NO_WORKER = timedelta(seconds=NO_WORKER_SECONDS)
+# Decisions in flight at once when deciding every waiting order: each waits for the worker to run
+# its update.
+BULK_CONCURRENCY = 50
+
+
+class MovedOn(UserError):
+    """The order no longer awaits approval: decided, expired, cancelled or finished meanwhile."""
+
+
+async def decide_order(client: Client, order_id: str, decision: ApproveOrder | RejectOrder) -> str:
+    """`decide`, for an order known by its ID: a one-line UserError when there is no such order
+    or it has finished."""
+    try:
+        return await decide(client.get_workflow_handle_for(OrderWorkflow.run, order_id), decision)
+    except RPCError as err:
+        if err.status == RPCStatusCode.NOT_FOUND:  # No such order, or one that has finished.
+            await running_order(client, order_id)
+        raise
+
+
+async def decide_all_waiting(
+    client: Client, task_queue: str, decision: ApproveOrder | RejectOrder
+) -> int:
+    """Decides every order listed as awaiting approval, one update each, and prints a line per
+    order as it is decided, then the count. EXIT_NO if any decision failed; an order that moved
+    on since it was listed is no failure."""
+    # The OrderStep search attribute lists them; visibility may lag a moment behind the orders,
+    # and each order's validator has the last word.
+    waiting = [
+        client.get_workflow_handle_for(OrderWorkflow.run, execution.id)
+        async for execution in client.list_workflows(orders_awaiting_approval(task_queue))
+    ]
+    if not waiting:
+        print("No order is waiting for approval.")
+        return EXIT_OK
+    limit = asyncio.Semaphore(BULK_CONCURRENCY)
+
+    async def decide_listed(handle: OrderHandle) -> bool | None:
+        """True: decided; None: moved on; False: failed."""
+        async with limit:
+            try:
+                print(await decide(handle, decision), flush=True)
+                return True
+            except MovedOn as err:
+                print(f"skipped: {err}", flush=True)
+            except UserError as err:
+                print(f"error: {err}", flush=True)
+                return False
+            except RPCError as err:
+                if err.status != RPCStatusCode.NOT_FOUND:
+                    print(f"error: order {handle.id}: {err.message}", flush=True)
+                    return False
+                print(f"skipped: order {handle.id} has finished since it was listed", flush=True)
+            return None
+
+    outcomes = await asyncio.gather(*(decide_listed(handle) for handle in waiting))
+    verb = "rejected" if isinstance(decision, RejectOrder) else "approved"
+    moved_on = outcomes.count(None)
+    print(
+        f"{outcomes.count(True)} of {len(outcomes)} waiting orders {verb}"
+        + (f"; {moved_on} had moved on since they were listed." if moved_on else ".")
+    )
+    return EXIT_NO if False in outcomes else EXIT_OK
+
+
+async def decide(handle: OrderHandle, decision: ApproveOrder | RejectOrder) -> str:
+    """Sends the decision as one update; what took effect, in one line. A refusal is a UserError
+    (MovedOn when the order no longer awaits approval)."""
+    rejecting = isinstance(decision, RejectOrder)
+    what = "rejection" if rejecting else "approval"
+    try:
+        # The order's validator accepts it only while the order awaits approval and nobody has
+        # decided; the answer is the decision that took effect.
+        taken = await _update(handle, decision)
+    except WorkflowUpdateFailedError as err:
+        refused = err.cause
+        if isinstance(refused, ApplicationError) and refused.type in set(DecisionRefused):
+            also = "; your decision did not take effect"
+            if refused.type == DecisionRefused.ALREADY_DECIDED:
+                raise MovedOn(f"{refused.message}{also}") from err
+            raise MovedOn(refused.message) from err
+        why = refused.message if isinstance(refused, FailureError) else str(refused)
+        raise UserError(f"order {handle.id} refused the {what}: {why}") from err
+    except WorkflowUpdateRPCTimeoutOrCancelledError:
+        # No worker accepted the update (none runs, or none can replay the order): a refused or
+        # unanswered update leaves no trace, so send the decision as a signal, which the order's
+        # history keeps and which acts once a worker runs the order, if it still awaits approval.
+        await _signal(handle, decision)
+        return (
+            f"No worker took the {what} of order {handle.id} within {NO_WORKER_SECONDS:.0f} s,"
+            " so it was sent as a signal: the order keeps it and acts on it once a worker can run"
+            " it (if one runs, its log says why it cannot)."
+        )
+    verb = "Rejected" if rejecting else "Approved"
+    return f"{verb} order {handle.id} {taken.who_and_when}" + (
+        f": {taken.reason}" if taken.reason else "."
+    )
+
+
+def _update(handle: OrderHandle, decision: ApproveOrder | RejectOrder) -> Awaitable[Decision]:
+    if isinstance(decision, RejectOrder):
+        return handle.execute_update(OrderWorkflow.reject, decision, rpc_timeout=NO_WORKER)
+    return handle.execute_update(OrderWorkflow.approve, decision, rpc_timeout=NO_WORKER)
+
+
+def _signal(handle: OrderHandle, decision: ApproveOrder | RejectOrder) -> Awaitable[None]:
+    if isinstance(decision, RejectOrder):
+        return handle.signal(OrderWorkflow.reject_order, decision)
+    return handle.signal(OrderWorkflow.approve_order, decision)

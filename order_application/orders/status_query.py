@@ -1,0 +1,141 @@
+"""Finding an order in Temporal: whether it exists, where it is, and why it failed."""
+
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from temporalio.client import (
+    Client,
+    WorkflowExecutionDescription,
+    WorkflowExecutionStatus,
+    WorkflowFailureError,
+    WorkflowHandle,
+    WorkflowQueryFailedError,
+)
+from temporalio.exceptions import ApplicationError, CancelledError, FailureError
+from temporalio.service import RPCError, RPCStatusCode
+
+from local.errors import UserError
+from shared import CompensationResult, OrderFailure, OrderResult, OrderStatus
+from workflow import OrderWorkflow
+
+OrderHandle = WorkflowHandle[OrderWorkflow, OrderResult]
+
+# A running worker answers a query in milliseconds; past this, no worker is polling.
+QUERY_TIMEOUT = timedelta(seconds=5)
+# An update waits for a worker to run it; this long without one, no worker can run the order.
+NO_WORKER_SECONDS = 10.0
+
+
+class OrderCannotAnswer(UserError):
+    """A worker took the query but could not run the order, such as a deploy that no longer
+    replays its history; `reason` says why."""
+
+    def __init__(self, order_id: str, reason: str) -> None:
+        super().__init__(f"order {order_id} cannot answer right now: {reason}")
+        self.reason = reason
+
+
+async def describe_order(
+    client: Client, order_id: str
+) -> tuple[OrderHandle, WorkflowExecutionDescription]:
+    handle = client.get_workflow_handle_for(OrderWorkflow.run, order_id)
+    try:
+        return handle, await handle.describe()
+    except RPCError as err:
+        if err.status == RPCStatusCode.NOT_FOUND:
+            raise UserError(f"no order with ID {order_id}") from err
+        raise
+
+
+async def running_order(client: Client, order_id: str) -> OrderHandle:
+    """The order's handle; a one-line error when it does not exist or has finished."""
+    handle, description = await describe_order(client, order_id)
+    if description.status != WorkflowExecutionStatus.RUNNING:
+        raise UserError(f"order {order_id} has already {finished(description)}")
+    return handle
+
+
+async def order_status(handle: WorkflowHandle[Any, Any]) -> OrderStatus | None:
+    """The order's status, or None when no worker answers (the order waits for one)."""
+    try:
+        return await handle.query(OrderWorkflow.get_status, rpc_timeout=QUERY_TIMEOUT)
+    except RPCError as err:
+        # The server gives up on a query no worker picked up with one of these.
+        if err.status in (RPCStatusCode.CANCELLED, RPCStatusCode.DEADLINE_EXCEEDED):
+            return None
+        raise OrderCannotAnswer(handle.id, err.message) from err
+    except WorkflowQueryFailedError as err:
+        raise OrderCannotAnswer(handle.id, str(err)) from err
+
+
+@dataclass(frozen=True)
+class Delivered:
+    result: OrderResult
+
+
+@dataclass(frozen=True)
+class Ended:
+    """An order that ended undelivered: how (`failed`, `canceled`, …), why, and what was undone."""
+
+    how: str
+    reason: str
+    compensations: list[CompensationResult]
+
+
+async def where_is(client: Client, order_id: str) -> Delivered | Ended | OrderStatus:
+    """The delivered order's result, why an order ended undelivered, or a running order's status;
+    a one-line UserError when there is no such order or no worker answers for a running one."""
+    handle, description = await describe_order(client, order_id)
+    if description.status == WorkflowExecutionStatus.COMPLETED:
+        return Delivered(await handle.result())
+    if description.status != WorkflowExecutionStatus.RUNNING:
+        try:
+            await handle.result()
+        except WorkflowFailureError as err:
+            reason, compensations = await failure_reason(handle, err)
+            return Ended(finished(description), reason, compensations)
+    status = await order_status(handle)
+    if status is None:
+        raise UserError(
+            f"order {order_id} is running but no worker answered: start ./worker.py, or, if"
+            " one runs, see its log for why it cannot run this order"
+        )
+    return status
+
+
+def finished(description: WorkflowExecutionDescription) -> str:
+    status = description.status
+    return status.name.lower().replace("_", " ") if status else "finished"
+
+
+async def undone(handle: WorkflowHandle[Any, Any]) -> list[CompensationResult]:
+    """What a failed order undid, once it has ended."""
+    try:
+        await handle.result()
+    except WorkflowFailureError as err:
+        return (await failure_reason(handle, err))[1]
+    return []
+
+
+async def failure_reason(
+    handle: WorkflowHandle[Any, Any], err: WorkflowFailureError
+) -> tuple[str, list[CompensationResult]]:
+    """The one-line reason an order failed, and what was undone on the way out."""
+    cause = err.cause
+    while (
+        isinstance(cause, FailureError) and not isinstance(cause, ApplicationError) and cause.cause
+    ):
+        cause = cause.cause
+    if isinstance(cause, CancelledError):
+        # Cancelled through Temporal itself (the Web UI, `temporal workflow cancel`): that carries
+        # no details, so ask the order, which a worker replays, what it undid.
+        status = await order_status(handle)
+        return "cancelled through Temporal", status.compensations if status else []
+    if not isinstance(cause, ApplicationError):
+        return (cause.message if isinstance(cause, FailureError) else str(cause)), []
+    if not cause.details:
+        return cause.message, []
+    # Failure details arrive as plain JSON values: the error carries no type to read them as.
+    failure = OrderFailure.model_validate(cause.details[0], strict=False)
+    return cause.message, failure.compensations
