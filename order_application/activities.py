@@ -2,39 +2,66 @@
 
 import asyncio
 from collections.abc import Callable
-from datetime import date
-from typing import TYPE_CHECKING, Any
+from datetime import date, timedelta
+from typing import Any
 
 from temporalio import activity
+from temporalio.common import RetryPolicy
 from temporalio.exceptions import ApplicationError
 
 from shared import (
     CompensationResult,
     Confirmation,
-    ConfirmationRequest,
-    DeliveryRequest,
+    LineItem,
+    Message,
     OrderError,
     Packing,
-    PackingCheckpoint,
-    PackingRequest,
     Payment,
-    PaymentRequest,
-    PolicyCheck,
-    PolicyDecision,
-    RefundRequest,
-    ReleaseRequest,
     Reservation,
-    ReservationRequest,
     Shipment,
 )
 from shop.rules import format_cents, parse_card_expiry
-from shop.services import AlreadyUndoneError, OutOfStockError, ServiceUnavailableError
-
-if TYPE_CHECKING:  # The workflow imports this module for its activities' names: keep it light.
-    from shop.services import Services
+from shop.services import (
+    AlreadyUndoneError,
+    OutOfStockError,
+    Services,
+    ServiceUnavailableError,
+)
 
 PACKING_KEEPALIVE_SECONDS = 2.0
 """How often packing heartbeats while a slow unit is in hand (well inside the heartbeat timeout)."""
+
+# --- How OrderWorkflow calls them: timeouts and retries, from what the services do ----------
+
+# A simulated service call takes about half a second. Five seconds means the worker died or the
+# service hangs, and the attempt is retried (on another worker if this one is gone).
+SERVICE_CALL_TIMEOUT = timedelta(seconds=5)
+
+# Packing takes seconds per unit, so its deadline is generous; liveness comes from heartbeats
+# instead: a worker that misses one for 5 s is presumed dead and packing resumes elsewhere.
+PACKING_TIMEOUT = timedelta(minutes=10)
+PACKING_HEARTBEAT_TIMEOUT = timedelta(seconds=5)
+
+# Payment retries transient errors; a bad card, or a payment refunded before, never works again.
+PAYMENT_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    maximum_interval=timedelta(seconds=10),
+    non_retryable_error_types=[
+        OrderError.CARD_EXPIRED,
+        OrderError.INVALID_CARD,
+        OrderError.ALREADY_UNDONE,
+    ],
+)
+
+# Inventory, packing, delivery and every compensation: no attempt cap and no overall deadline, so
+# an outage of any length is ridden out; retries at most 10 s apart, so recovery follows quickly.
+UNTIL_IT_WORKS = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(seconds=10),
+    maximum_attempts=0,
+    non_retryable_error_types=[OrderError.OUT_OF_STOCK, OrderError.ALREADY_UNDONE],
+)
 
 
 def already_undone(err: AlreadyUndoneError) -> ApplicationError:
@@ -45,10 +72,69 @@ def already_undone(err: AlreadyUndoneError) -> ApplicationError:
     )
 
 
+# --- What each activity takes (and the policy checks give back) ------------------------------
+
+
+class PolicyCheck(Message):
+    order_id: str
+    customer: str
+    total_cents: int
+
+
+class PolicyDecision(Message):
+    approved: bool
+    reason: str = ""
+
+
+class PaymentRequest(Message):
+    order_id: str
+    customer: str
+    amount_cents: int
+    card_expiry: str
+
+
+class ReservationRequest(Message):
+    order_id: str
+    items: list[LineItem]
+    outage_attempts: int = 0
+
+
+class PackingRequest(Message):
+    order_id: str
+    items: list[LineItem]
+
+
+class PackingCheckpoint(Message):
+    """Heartbeat details of pack_order_items: enough to resume after a crash."""
+
+    slip_id: str
+    units_packed: int
+
+
+class DeliveryRequest(Message):
+    order_id: str
+    shipping_address: str
+
+
+class ConfirmationRequest(Message):
+    order_id: str
+    customer: str
+    tracking_number: str
+    estimated_delivery: date
+
+
+class RefundRequest(Message):
+    order_id: str
+
+
+class ReleaseRequest(Message):
+    order_id: str
+
+
 class OrderActivities:
     """Activities as methods, so the worker hands them their services (and demo switches)."""
 
-    def __init__(self, services: "Services") -> None:
+    def __init__(self, services: Services) -> None:
         self._services = services
 
     @activity.defn

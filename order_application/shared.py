@@ -1,8 +1,8 @@
-"""The messages of OrderWorkflow and its activities, as Pydantic models, with their states."""
+"""The order and OrderWorkflow's messages, as Pydantic models, with its states and failure types."""
 
 # Every Temporal client (the scripts, the CLI, the Web UI, another SDK) sends and reads these as
 # JSON. The bounds are declared on the fields, once: the starter checks an order against them
-# before it places it, and the worker's converter checks whatever arrives (see boundary.py).
+# before it places it, and the worker's converter checks whatever arrives (payloads/converter.py).
 
 from datetime import date, datetime
 from enum import StrEnum
@@ -173,25 +173,7 @@ class Order(Message):
         return self
 
 
-# --- Activity inputs and results -----------------------------------------------------------------
-
-
-class PolicyCheck(Message):
-    order_id: str
-    customer: str
-    total_cents: int
-
-
-class PolicyDecision(Message):
-    approved: bool
-    reason: str = ""
-
-
-class PaymentRequest(Message):
-    order_id: str
-    customer: str
-    amount_cents: int
-    card_expiry: str
+# --- What the steps give back, as the order's result reports it ---------------------------------
 
 
 class Payment(Message):
@@ -199,19 +181,8 @@ class Payment(Message):
     amount_cents: int
 
 
-class ReservationRequest(Message):
-    order_id: str
-    items: list[LineItem]
-    outage_attempts: int = 0
-
-
 class Reservation(Message):
     reservation_id: str
-
-
-class PackingRequest(Message):
-    order_id: str
-    items: list[LineItem]
 
 
 class Packing(Message):
@@ -219,40 +190,13 @@ class Packing(Message):
     units_packed: int
 
 
-class PackingCheckpoint(Message):
-    """Heartbeat details of pack_order_items: enough to resume after a crash."""
-
-    slip_id: str
-    units_packed: int
-
-
-class DeliveryRequest(Message):
-    order_id: str
-    shipping_address: str
-
-
 class Shipment(Message):
-    tracking_number: str
-    estimated_delivery: date
-
-
-class ConfirmationRequest(Message):
-    order_id: str
-    customer: str
     tracking_number: str
     estimated_delivery: date
 
 
 class Confirmation(Message):
     message_id: str
-
-
-class RefundRequest(Message):
-    order_id: str
-
-
-class ReleaseRequest(Message):
-    order_id: str
 
 
 class CompensationResult(Message):
@@ -328,7 +272,6 @@ class OrderStatus(Message):
     approval: ApprovalState
     approval_required: bool
     total_cents: int
-    decision_reason: str = ""
     decision: Decision | None = None
     cancel_reason: str = ""
     compensations: list[CompensationResult] = []
@@ -340,7 +283,6 @@ class OrderResult(Message):
     items: list[LineItem]
     total_cents: int
     approval: ApprovalState
-    approval_reason: str
     decision: Decision | None = None
     payment: Payment
     reservation: Reservation

@@ -35,7 +35,7 @@ async def main() -> int:
         print(f"  undone: {describe_compensations(status.compensations)}")
         return EXIT_OK
     print(f"Order {args.order_id}: {status.step}")
-    approval = describe_approval(status.approval, status.decision, status.decision_reason)
+    approval = describe_approval(status.approval, status.decision)
     print(f"  approval:      {approval}")
     print(f"  total:         {format_cents(status.total_cents)}")
     if status.cancel_reason:

@@ -3,19 +3,34 @@
 import asyncio
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
-from typing import Any, NoReturn, TypeVar
+from typing import NoReturn, TypeVar
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError, FailureError
-from temporalio.workflow import ActivityCancellationType
+from temporalio.workflow import ActivityCancellationType, ActivityHandle
 
 # Deterministic modules with no side effects at import: the sandbox shares them with every order
 # instead of importing them afresh for each, and still checks this module's own code.
 with workflow.unsafe.imports_passed_through():
-    from activities import OrderActivities
+    from activities import (
+        PACKING_HEARTBEAT_TIMEOUT,
+        PACKING_TIMEOUT,
+        PAYMENT_RETRY,
+        SERVICE_CALL_TIMEOUT,
+        UNTIL_IT_WORKS,
+        ConfirmationRequest,
+        DeliveryRequest,
+        OrderActivities,
+        PackingRequest,
+        PaymentRequest,
+        PolicyCheck,
+        PolicyDecision,
+        RefundRequest,
+        ReleaseRequest,
+        ReservationRequest,
+    )
     from observability.metrics import (
-        approval_waited,
+        approval_wait_timed,
         compensation_run,
         order_completed,
         order_failed,
@@ -30,10 +45,8 @@ with workflow.unsafe.imports_passed_through():
         CancelOrder,
         CompensationResult,
         Confirmation,
-        ConfirmationRequest,
         Decision,
         DecisionRefused,
-        DeliveryRequest,
         Order,
         OrderError,
         OrderFailure,
@@ -41,54 +54,18 @@ with workflow.unsafe.imports_passed_through():
         OrderStatus,
         OrderStep,
         Packing,
-        PackingRequest,
         Payment,
-        PaymentRequest,
         PaymentSettled,
-        PolicyCheck,
-        PolicyDecision,
-        RefundRequest,
         RejectOrder,
-        ReleaseRequest,
         Reservation,
-        ReservationRequest,
         Shipment,
     )
 
-# A simulated service call takes about half a second. Five seconds means the worker died or the
-# service hangs, and the attempt is retried (on another worker if this one is gone).
-SERVICE_CALL_TIMEOUT = timedelta(seconds=5)
-
-# Packing takes seconds per unit, so its deadline is generous; liveness comes from heartbeats
-# instead: a worker that misses one for 5 s is presumed dead and packing resumes elsewhere.
-PACKING_TIMEOUT = timedelta(minutes=10)
-PACKING_HEARTBEAT_TIMEOUT = timedelta(seconds=5)
-
-# Payment retries transient errors; a bad card, or a payment refunded before, never works again.
-PAYMENT_RETRY = RetryPolicy(
-    initial_interval=timedelta(seconds=1),
-    maximum_interval=timedelta(seconds=10),
-    non_retryable_error_types=[
-        OrderError.CARD_EXPIRED,
-        OrderError.INVALID_CARD,
-        OrderError.ALREADY_UNDONE,
-    ],
-)
-
-# Inventory, packing, delivery and every compensation: no attempt cap and no overall deadline, so
-# an outage of any length is ridden out; retries at most 10 s apart, so recovery follows quickly.
-UNTIL_IT_WORKS = RetryPolicy(
-    initial_interval=timedelta(seconds=1),
-    backoff_coefficient=2.0,
-    maximum_interval=timedelta(seconds=10),
-    maximum_attempts=0,
-    non_retryable_error_types=[OrderError.OUT_OF_STOCK, OrderError.ALREADY_UNDONE],
-)
+# A step stopped by a cancel is compensated only once its activity has really stopped.
+STOP_BEFORE_UNDOING = ActivityCancellationType.WAIT_CANCELLATION_COMPLETED
 
 # The patch ID of release 2's fraud re-check: recorded in the history of every order that takes it.
 FRAUD_RECHECK = "fraud-recheck"
-# The patch ID of the search attributes: an order placed before them replays without them.
-LISTED_BY_STEP = "listed-by-step"
 
 R = TypeVar("R")
 
@@ -98,16 +75,15 @@ class OrderWorkflow:
     def __init__(self) -> None:
         self._order_id = workflow.info().workflow_id
         self._total_cents = 0
+        self._approval_timeout_seconds = 0.0
         self._step = OrderStep.RECEIVED
-        self._approval_required = True
         self._approval = ApprovalState.PENDING
         self._decision: Decision | None = None
         self._cancel_reason: str | None = None
-        self._listed = False
         # The payment_settled update's answer, once the order is charged or cannot be.
         self._paid: PaymentSettled | None = None
         self._unpaid: ApplicationError | None = None
-        # Compensations of the steps begun so far, run last-in-first-out if the order cannot go on.
+        # Compensations of the steps begun so far, run newest first if the order cannot go on.
         self._undo: list[Callable[[], Awaitable[CompensationResult]]] = []
         self._compensations: list[CompensationResult] = []
         self._failed_step = self._step
@@ -115,44 +91,38 @@ class OrderWorkflow:
     @workflow.run
     async def run(self, order: Order) -> OrderResult:
         # The order is valid: the worker's converter refused anything else before this ran,
-        # failing the workflow as InvalidOrder (see boundary.py).
-        self._record(order)
+        # failing the workflow as InvalidOrder (see payloads/converter.py).
+        self._total_cents = order.total_cents
+        self._approval_timeout_seconds = order.approval_timeout_seconds
+        if not order.needs_approval:
+            self._approval = ApprovalState.NOT_REQUIRED
         try:
-            await self._check_policy(order)
+            await self._screen(order, OrderStep.CHECKING_POLICY, OrderActivities.check_policy)
             payment = await self._charge_payment(order)
-            if self._has_fraud_recheck():
-                await self._recheck_fraud(order)
-            self._settle_payment(order, payment)
+            if self.takes_fraud_recheck():
+                await self._screen(order, OrderStep.RECHECKING_FRAUD, OrderActivities.recheck_fraud)
+            self._settle_payment(payment)
             await self._wait_for_approval(order)
             reservation = await self._reserve_inventory(order)
             packing = await self._pack_items(order) if order.pack else None
         except asyncio.CancelledError:  # Cancelled through Temporal itself (e.g. the Web UI).
-            self._settle_unpaid("Order cancelled through Temporal", OrderError.CANCELLED)
-            await self._compensate()
-            order_failed(OrderError.CANCELLED)
-            await self._answer_every_message()
+            await self._give_back("Order cancelled through Temporal", OrderError.CANCELLED)
             raise
         except FailureError as failure:
-            message, error_type = self._reason(failure)
-            self._settle_unpaid(message, error_type)
-            await self._compensate()
-            order_failed(error_type or "Unknown")
-            await self._answer_every_message()
+            message, error_type = _reason(failure)
+            await self._give_back(message, error_type)
             raise self._order_failure(message, error_type) from failure
         # From delivery on the parcel is on its way: a cancel through Temporal itself comes too late
         # as well, and the order is finished (cancel.py is told so by the update's validator).
-        shipment, confirmation = await self._despite_cancel(self._deliver_and_confirm(order))
-        self._move_to(OrderStep.COMPLETED)
-        workflow.logger.info("Order %s completed", self._order_id)
-        order_completed()
-        await self._answer_every_message()
+        shipment = await _despite_cancel(self._deliver(order))
+        confirmation = await _despite_cancel(self._send_confirmation(order, shipment))
+        await self._end_delivered()
         return OrderResult(
             order_id=self._order_id,
             customer=order.customer,
             items=order.items,
             total_cents=order.total_cents,
             approval=self._approval,
-            approval_reason=self._decision.reason if self._decision else "",
             decision=self._decision,
             payment=payment,
             reservation=reservation,
@@ -161,7 +131,150 @@ class OrderWorkflow:
             confirmation=confirmation,
         )
 
-    # --- Messages ------------------------------------------------------------------------------
+    # --- Steps, in the order they run ----------------------------------------------------------
+
+    async def _screen(
+        self,
+        order: Order,
+        step: OrderStep,
+        check: Callable[[OrderActivities, PolicyCheck], Awaitable[PolicyDecision]],
+    ) -> None:
+        """The policy check, or release 2's fraud re-check: a denial ends the order."""
+        self._enter(step)
+        decision = await self._unless_cancelled(
+            workflow.start_activity_method(
+                check,
+                PolicyCheck(
+                    order_id=self._order_id, customer=order.customer, total_cents=order.total_cents
+                ),
+                start_to_close_timeout=SERVICE_CALL_TIMEOUT,
+                retry_policy=UNTIL_IT_WORKS,
+                cancellation_type=STOP_BEFORE_UNDOING,
+            )
+        )
+        if not decision.approved:
+            raise _failure(f"Order denied: {decision.reason}", OrderError.POLICY_DENIED)
+
+    async def _charge_payment(self, order: Order) -> Payment:
+        # The refund goes on the list first: a charge that timed out may still have gone through,
+        # and a refund of nothing is harmless.
+        self._undo.append(
+            lambda: workflow.execute_activity_method(
+                OrderActivities.refund_payment,
+                RefundRequest(order_id=self._order_id),
+                start_to_close_timeout=SERVICE_CALL_TIMEOUT,
+                retry_policy=UNTIL_IT_WORKS,
+            )
+        )
+        self._enter(OrderStep.CHARGING_PAYMENT)
+        return await self._unless_cancelled(
+            workflow.start_activity_method(
+                OrderActivities.process_payment,
+                PaymentRequest(
+                    order_id=self._order_id,
+                    customer=order.customer,
+                    amount_cents=order.total_cents,
+                    card_expiry=order.card_expiry,
+                ),
+                start_to_close_timeout=SERVICE_CALL_TIMEOUT,
+                retry_policy=PAYMENT_RETRY,
+                cancellation_type=STOP_BEFORE_UNDOING,
+            )
+        )
+
+    async def _wait_for_approval(self, order: Order) -> None:
+        """A person approves or rejects within the order's timeout, unless it needs no approval."""
+        if self._approval == ApprovalState.NOT_REQUIRED:
+            return
+        self._enter(OrderStep.AWAITING_APPROVAL)
+        with approval_wait_timed(lambda: self._approval):
+            try:
+                await workflow.wait_condition(
+                    lambda: self._decision is not None or self._cancel_reason is not None,
+                    timeout=timedelta(seconds=order.approval_timeout_seconds),
+                )
+            except TimeoutError:
+                self._approval = ApprovalState.TIMED_OUT
+                raise _failure("Order approval timed out", OrderError.APPROVAL_TIMED_OUT) from None
+        self._raise_if_cancelled()
+        if self._decision and self._decision.approval == ApprovalState.REJECTED:
+            raise _failure(f"Order rejected: {self._decision.reason}", OrderError.REJECTED)
+
+    async def _reserve_inventory(self, order: Order) -> Reservation:
+        self.before_reserving(order)
+        self._undo.append(
+            lambda: workflow.execute_activity_method(
+                OrderActivities.release_inventory,
+                ReleaseRequest(order_id=self._order_id),
+                start_to_close_timeout=SERVICE_CALL_TIMEOUT,
+                retry_policy=UNTIL_IT_WORKS,
+            )
+        )
+        self._enter(OrderStep.RESERVING_INVENTORY)
+        return await self._unless_cancelled(
+            workflow.start_activity_method(
+                OrderActivities.reserve_inventory,
+                ReservationRequest(
+                    order_id=self._order_id,
+                    items=order.items,
+                    outage_attempts=order.inventory_outage_attempts,
+                ),
+                start_to_close_timeout=SERVICE_CALL_TIMEOUT,
+                retry_policy=UNTIL_IT_WORKS,
+                cancellation_type=STOP_BEFORE_UNDOING,
+            )
+        )
+
+    async def _pack_items(self, order: Order) -> Packing:
+        self._enter(OrderStep.PACKING)
+        return await self._unless_cancelled(
+            workflow.start_activity_method(
+                OrderActivities.pack_order_items,
+                PackingRequest(order_id=self._order_id, items=order.items),
+                start_to_close_timeout=PACKING_TIMEOUT,
+                heartbeat_timeout=PACKING_HEARTBEAT_TIMEOUT,
+                retry_policy=UNTIL_IT_WORKS,
+                cancellation_type=STOP_BEFORE_UNDOING,
+            )
+        )
+
+    async def _deliver(self, order: Order) -> Shipment:
+        # Past this point the order can no longer be cancelled (see TOO_LATE_TO_CANCEL).
+        self._move_to(OrderStep.DELIVERING)
+        return await workflow.execute_activity_method(
+            OrderActivities.deliver_order,
+            DeliveryRequest(order_id=self._order_id, shipping_address=order.shipping_address),
+            start_to_close_timeout=SERVICE_CALL_TIMEOUT,
+            retry_policy=UNTIL_IT_WORKS,
+        )
+
+    async def _send_confirmation(self, order: Order, shipment: Shipment) -> Confirmation:
+        self._move_to(OrderStep.CONFIRMING)
+        return await workflow.execute_activity_method(
+            OrderActivities.send_confirmation,
+            ConfirmationRequest(
+                order_id=self._order_id,
+                customer=order.customer,
+                tracking_number=shipment.tracking_number,
+                estimated_delivery=shipment.estimated_delivery,
+            ),
+            start_to_close_timeout=SERVICE_CALL_TIMEOUT,
+            retry_policy=UNTIL_IT_WORKS,
+        )
+
+    # --- Seams: the two places where other deploys of this workflow differ (see deploys/) -------
+
+    def takes_fraud_recheck(self) -> bool:
+        """Release 2 added the fraud re-check. `patched` is True for an order that reaches this
+        point on release 2, and False when a worker replays an order that passed it on release 1:
+        such an order keeps the steps it already took, and its history still replays."""
+        return workflow.patched(FRAUD_RECHECK)
+
+    def before_reserving(self, order: Order) -> None:
+        """Nothing in this release. The deploy with a bug raises here: after the approval, before
+        the reservation's first command."""
+
+    # --- Messages: the early return, decisions, cancel and status -------------------------------
 
     @workflow.update
     async def payment_settled(self) -> PaymentSettled:
@@ -211,6 +324,30 @@ class OrderWorkflow:
             rejection = rejection or RejectOrder()
             self._decide(ApprovalState.REJECTED, rejection.by, rejection.reason)
 
+    @workflow.update
+    def cancel_order(self, request: CancelOrder | None = None) -> CancelAccepted:
+        self._cancel_reason = (request or CancelOrder()).reason.strip() or "cancelled by request"
+        return CancelAccepted(step=self._step)
+
+    @cancel_order.validator
+    def _only_before_delivery(self, request: CancelOrder | None = None) -> None:
+        if self._cancel_reason is not None:
+            self._refuse("cancel_order", "the order is already being cancelled")
+        if self._step in TOO_LATE_TO_CANCEL:
+            self._refuse("cancel_order", f"too late to cancel: the order is {self._step}")
+
+    @workflow.query
+    def get_status(self) -> OrderStatus:
+        return OrderStatus(
+            step=self._step,
+            approval=self._approval,
+            approval_required=self._approval != ApprovalState.NOT_REQUIRED,
+            total_cents=self._total_cents,
+            decision=self._decision,
+            cancel_reason=self._cancel_reason or "",
+            compensations=list(self._compensations),
+        )
+
     def _decide(self, approval: ApprovalState, by: str, reason: str) -> Decision:
         if approval == ApprovalState.REJECTED:
             reason = reason.strip() or "no reason given"
@@ -239,283 +376,67 @@ class OrderWorkflow:
             return
         self._refuse(update, why, DecisionRefused.NOT_AWAITING_APPROVAL)
 
-    @workflow.update
-    def cancel_order(self, request: CancelOrder | None = None) -> CancelAccepted:
-        self._cancel_reason = (request or CancelOrder()).reason.strip() or "cancelled by request"
-        return CancelAccepted(step=self._step)
-
-    @cancel_order.validator
-    def _only_before_delivery(self, request: CancelOrder | None = None) -> None:
-        if self._cancel_reason is not None:
-            self._refuse("cancel_order", "the order is already being cancelled")
-        if self._step in TOO_LATE_TO_CANCEL:
-            self._refuse("cancel_order", f"too late to cancel: the order is {self._step}")
-
     def _refuse(self, update: str, why: str, error_type: str | None = None) -> NoReturn:
         # The Web UI shows a refused update only as "Encoded failure": name it in the log too, by
         # its type where it has one, since a decision's reason is free text a person wrote.
         workflow.logger.info("Order %s: refused %s: %s", self._order_id, update, error_type or why)
         raise ApplicationError(why, type=error_type, non_retryable=True)
 
-    @workflow.query
-    def get_status(self) -> OrderStatus:
-        return OrderStatus(
-            step=self._step,
-            approval=self._approval,
-            approval_required=self._approval_required,
-            total_cents=self._total_cents,
-            decision_reason=self._decision.reason if self._decision else "",
-            decision=self._decision,
-            cancel_reason=self._cancel_reason or "",
-            compensations=list(self._compensations),
-        )
+    # --- How a step starts, how a cancel stops it, and how the order ends -----------------------
 
-    def _record(self, order: Order) -> None:
-        """What the status query and the search attributes tell of the order, and whether it
-        waits for a person."""
-        self._total_cents = order.total_cents
-        self._approval_required = order.needs_approval
-        if not self._approval_required:
-            self._approval = ApprovalState.NOT_REQUIRED
-        self._listed = self._has_search_attributes()
-
-    def _has_search_attributes(self) -> bool:
-        """Upserts of search attributes are commands in the history: an order placed before
-        they were added replays without them, as it ran (as with the fraud re-check, below)."""
-        return workflow.patched(LISTED_BY_STEP)
+    def _enter(self, step: OrderStep) -> None:
+        """Starts a step, unless a cancel was accepted meanwhile."""
+        self._raise_if_cancelled()
+        self._move_to(step)
 
     def _move_to(self, step: OrderStep) -> None:
         """The order's step, kept current in its search attributes, with its total."""
         self._step = step
-        if self._listed:
-            workflow.upsert_search_attributes(
-                [ORDER_STEP.value_set(step), ORDER_TOTAL_CENTS.value_set(self._total_cents)]
-            )
-
-    def _settle_payment(self, order: Order, payment: Payment) -> None:
-        self._paid = PaymentSettled(
-            transaction_id=payment.transaction_id,
-            amount_cents=payment.amount_cents,
-            awaits_approval=self._approval_required,
-            approval_timeout_seconds=order.approval_timeout_seconds,
+        workflow.upsert_search_attributes(
+            [ORDER_STEP.value_set(step), ORDER_TOTAL_CENTS.value_set(self._total_cents)]
         )
-
-    def _settle_unpaid(self, message: str, error_type: str | None) -> None:
-        """The payment_settled answer of an order that ends before it is charged."""
-        if self._paid is None:
-            self._unpaid = ApplicationError(message, type=error_type)
-
-    async def _answer_every_message(self) -> None:
-        """Lets every update still running answer before the order ends, rather than the
-        server failing it for a finished workflow."""
-        await workflow.wait_condition(workflow.all_handlers_finished)
-
-    # --- Steps, in the order they run ----------------------------------------------------------
-
-    async def _check_policy(self, order: Order) -> None:
-        await self._screen(order, OrderStep.CHECKING_POLICY, OrderActivities.check_policy)
-
-    async def _charge_payment(self, order: Order) -> Payment:
-        # The refund goes on the list first: a charge that timed out may still have gone through,
-        # and a refund of nothing is harmless.
-        self._add_compensation(
-            OrderActivities.refund_payment, RefundRequest(order_id=self._order_id)
-        )
-        request = PaymentRequest(
-            order_id=self._order_id,
-            customer=order.customer,
-            amount_cents=order.total_cents,
-            card_expiry=order.card_expiry,
-        )
-        return await self._step_activity(
-            OrderStep.CHARGING_PAYMENT, OrderActivities.process_payment, request, PAYMENT_RETRY
-        )
-
-    def _has_fraud_recheck(self) -> bool:
-        """Release 2 added the fraud re-check. `patched` is True for an order that reaches this
-        point on release 2, and False when a worker replays an order that passed it on release 1:
-        such an order keeps the steps it already took, and its history still replays."""
-        return workflow.patched(FRAUD_RECHECK)
-
-    async def _recheck_fraud(self, order: Order) -> None:
-        await self._screen(order, OrderStep.RECHECKING_FRAUD, OrderActivities.recheck_fraud)
-
-    async def _screen(
-        self,
-        order: Order,
-        step: OrderStep,
-        check: Callable[[OrderActivities, PolicyCheck], Awaitable[PolicyDecision]],
-    ) -> None:
-        """A policy or fraud check: a denial ends the order (and undoes what it did)."""
-        request = PolicyCheck(
-            order_id=self._order_id, customer=order.customer, total_cents=order.total_cents
-        )
-        decision = await self._step_activity(step, check, request, UNTIL_IT_WORKS)
-        if not decision.approved:
-            raise ApplicationError(
-                f"Order denied: {decision.reason}",
-                type=OrderError.POLICY_DENIED,
-                non_retryable=True,
-            )
-
-    async def _wait_for_approval(self, order: Order) -> None:
-        if not self._approval_required:
-            return
-        self._enter(OrderStep.AWAITING_APPROVAL)
-        waiting_since = workflow.now()
-        try:
-            await workflow.wait_condition(
-                lambda: self._approval != ApprovalState.PENDING or self._cancel_reason is not None,
-                timeout=timedelta(seconds=order.approval_timeout_seconds),
-            )
-        except TimeoutError:
-            self._approval = ApprovalState.TIMED_OUT
-            raise ApplicationError(
-                "Order approval timed out", type=OrderError.APPROVAL_TIMED_OUT, non_retryable=True
-            ) from None
-        finally:
-            # Not when the worker evicts the order from its cache: its wait has not ended then,
-            # and the workflow's context is gone.
-            if workflow.in_workflow():
-                approval_waited(workflow.now() - waiting_since, self._approval)
-        self._raise_if_cancelled()
-        if self._approval == ApprovalState.REJECTED:
-            assert self._decision is not None
-            raise ApplicationError(
-                f"Order rejected: {self._decision.reason}",
-                type=OrderError.REJECTED,
-                non_retryable=True,
-            )
-
-    async def _reserve_inventory(self, order: Order) -> Reservation:
-        self._add_compensation(
-            OrderActivities.release_inventory, ReleaseRequest(order_id=self._order_id)
-        )
-        request = ReservationRequest(
-            order_id=self._order_id,
-            items=order.items,
-            outage_attempts=order.inventory_outage_attempts,
-        )
-        return await self._step_activity(
-            OrderStep.RESERVING_INVENTORY,
-            OrderActivities.reserve_inventory,
-            request,
-            UNTIL_IT_WORKS,
-        )
-
-    async def _pack_items(self, order: Order) -> Packing:
-        return await self._step_activity(
-            OrderStep.PACKING,
-            OrderActivities.pack_order_items,
-            PackingRequest(order_id=self._order_id, items=order.items),
-            UNTIL_IT_WORKS,
-            start_to_close_timeout=PACKING_TIMEOUT,
-            heartbeat_timeout=PACKING_HEARTBEAT_TIMEOUT,
-        )
-
-    async def _deliver_and_confirm(self, order: Order) -> tuple[Shipment, Confirmation]:
-        shipment = await self._deliver(order)
-        return shipment, await self._send_confirmation(order, shipment)
-
-    async def _deliver(self, order: Order) -> Shipment:
-        # Past this point the order can no longer be cancelled (see _only_before_delivery).
-        self._move_to(OrderStep.DELIVERING)
-        return await workflow.execute_activity_method(
-            OrderActivities.deliver_order,
-            DeliveryRequest(order_id=self._order_id, shipping_address=order.shipping_address),
-            start_to_close_timeout=SERVICE_CALL_TIMEOUT,
-            retry_policy=UNTIL_IT_WORKS,
-        )
-
-    async def _send_confirmation(self, order: Order, shipment: Shipment) -> Confirmation:
-        self._move_to(OrderStep.CONFIRMING)
-        return await workflow.execute_activity_method(
-            OrderActivities.send_confirmation,
-            ConfirmationRequest(
-                order_id=self._order_id,
-                customer=order.customer,
-                tracking_number=shipment.tracking_number,
-                estimated_delivery=shipment.estimated_delivery,
-            ),
-            start_to_close_timeout=SERVICE_CALL_TIMEOUT,
-            retry_policy=UNTIL_IT_WORKS,
-        )
-
-    # --- Cancellation and compensation ---------------------------------------------------------
-
-    def _enter(self, step: OrderStep) -> None:
-        self._raise_if_cancelled()
-        self._move_to(step)
 
     def _raise_if_cancelled(self) -> None:
         if self._cancel_reason is not None:
-            raise ApplicationError(
-                f"Order cancelled: {self._cancel_reason}",
-                type=OrderError.CANCELLED,
-                non_retryable=True,
-            )
+            raise _failure(f"Order cancelled: {self._cancel_reason}", OrderError.CANCELLED)
 
-    async def _step_activity(
-        self,
-        step: OrderStep,
-        activity: Callable[[OrderActivities, Any], Awaitable[R]],
-        arg: Any,
-        retry_policy: RetryPolicy,
-        *,
-        start_to_close_timeout: timedelta = SERVICE_CALL_TIMEOUT,
-        heartbeat_timeout: timedelta | None = None,
-    ) -> R:
-        """Runs one step's activity; a cancel request stops it and ends the order."""
-        self._enter(step)
-        handle = workflow.start_activity_method(
-            activity,
-            arg,
-            start_to_close_timeout=start_to_close_timeout,
-            heartbeat_timeout=heartbeat_timeout,
-            retry_policy=retry_policy,
-            # Compensate only once the interrupted call has really stopped.
-            cancellation_type=ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
-        )
+    async def _unless_cancelled(self, activity: ActivityHandle[R]) -> R:
+        """The step's result; a cancel request stops the step's activity, waits until it has really
+        stopped, and ends the order."""
         try:
-            await workflow.wait_condition(lambda: handle.done() or self._cancel_reason is not None)
+            await workflow.wait_condition(
+                lambda: activity.done() or self._cancel_reason is not None
+            )
         finally:
             # Cancelled, by cancel_order or through Temporal itself: stop the step before
             # anything is compensated.
-            if not handle.done():
-                handle.cancel()
-                await workflow.wait([handle])
+            if not activity.done():
+                activity.cancel()
+                await workflow.wait([activity])
         # A cancel accepted as the step finished still wins: the caller was told it would.
         self._raise_if_cancelled()
-        return handle.result()
+        return activity.result()
 
-    async def _despite_cancel(self, work: Awaitable[R]) -> R:
-        """Runs `work` to its end, even if the workflow is cancelled through Temporal meanwhile."""
-        task = asyncio.ensure_future(work)
-        try:
-            return await asyncio.shield(task)
-        except asyncio.CancelledError:
-            return await task
-
-    def _add_compensation(
-        self,
-        compensation: Callable[[OrderActivities, Any], Awaitable[CompensationResult]],
-        arg: Any,
-    ) -> None:
-        self._undo.append(
-            lambda: workflow.execute_activity_method(
-                compensation,
-                arg,
-                start_to_close_timeout=SERVICE_CALL_TIMEOUT,
-                retry_policy=UNTIL_IT_WORKS,
-            )
+    def _settle_payment(self, payment: Payment) -> None:
+        """The payment_settled update's answer, once the order is charged (and re-checked)."""
+        self._paid = PaymentSettled(
+            transaction_id=payment.transaction_id,
+            amount_cents=payment.amount_cents,
+            awaits_approval=self._approval != ApprovalState.NOT_REQUIRED,
+            approval_timeout_seconds=self._approval_timeout_seconds,
         )
 
-    async def _compensate(self) -> None:
-        """Undoes what the order did, newest first; a cancel coming in meanwhile cannot stop it."""
+    async def _give_back(self, message: str, error_type: str | None) -> None:
+        """Undoes what the order did, newest first, and ends it as failed; a cancel coming in
+        meanwhile cannot stop it."""
+        if self._paid is None:  # The payment_settled answer of an order never charged.
+            self._unpaid = ApplicationError(message, type=error_type)
         self._failed_step = self._step
         self._move_to(OrderStep.COMPENSATING)
-        await self._despite_cancel(self._undo_all())
+        await _despite_cancel(self._undo_all())
         self._move_to(OrderStep.FAILED)
+        order_failed(error_type or "Unknown")
+        await self._answer_every_message()
 
     async def _undo_all(self) -> None:
         for undo in reversed(self._undo):
@@ -524,12 +445,16 @@ class OrderWorkflow:
                 self._compensations.append(result)
                 compensation_run(result.action)
 
-    def _reason(self, failure: FailureError) -> tuple[str, str | None]:
-        """Why the order cannot go on, and the error's type."""
-        # An activity's failure wraps the service's own error: that is the reason to report.
-        cause = failure.cause if isinstance(failure, ActivityError) and failure.cause else failure
-        message = cause.message if isinstance(cause, FailureError) else str(cause)
-        return message, cause.type if isinstance(cause, ApplicationError) else None
+    async def _end_delivered(self) -> None:
+        self._move_to(OrderStep.COMPLETED)
+        workflow.logger.info("Order %s completed", self._order_id)
+        order_completed()
+        await self._answer_every_message()
+
+    async def _answer_every_message(self) -> None:
+        """Lets every update still running answer before the order ends, rather than the
+        server failing it for a finished workflow."""
+        await workflow.wait_condition(workflow.all_handlers_finished)
 
     def _order_failure(self, message: str, error_type: str | None) -> ApplicationError:
         """The error that ends the order: the reason, its type, and what was undone."""
@@ -544,3 +469,25 @@ class OrderWorkflow:
             type=error_type,
             non_retryable=True,
         )
+
+
+def _failure(message: str, error_type: OrderError) -> ApplicationError:
+    """A failure that ends the order, as OrderError names it: retrying would not help."""
+    return ApplicationError(message, type=error_type, non_retryable=True)
+
+
+def _reason(failure: FailureError) -> tuple[str, str | None]:
+    """Why the order cannot go on, and the error's type."""
+    # An activity's failure wraps the service's own error: that is the reason to report.
+    cause = failure.cause if isinstance(failure, ActivityError) and failure.cause else failure
+    message = cause.message if isinstance(cause, FailureError) else str(cause)
+    return message, cause.type if isinstance(cause, ApplicationError) else None
+
+
+async def _despite_cancel(work: Awaitable[R]) -> R:
+    """Runs `work` to its end, even if the workflow is cancelled through Temporal meanwhile."""
+    task = asyncio.ensure_future(work)
+    try:
+        return await asyncio.shield(task)
+    except asyncio.CancelledError:
+        return await task

@@ -23,9 +23,10 @@ from support.durability import (
 from support.scripts import new_order_id
 from temporalio.client import Client
 
+from activities import PackingCheckpoint
 from command_line.connection import data_converter
 from harness.processes import DevServer, run_script, script_env
-from shared import ApprovalState, LineItem, Order, OrderStep, PackingCheckpoint
+from shared import ApprovalState, LineItem, Order, OrderStep
 from shop.rules import CATALOG
 from workflow import OrderWorkflow
 

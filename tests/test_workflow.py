@@ -63,7 +63,8 @@ async def test_approved_order_is_delivered(
         result = await result_of(handle)
 
     assert result.approval == ApprovalState.APPROVED
-    assert result.approval_reason == "regular customer"
+    assert result.decision
+    assert result.decision.reason == "regular customer"
     assert result.total_cents == result.payment.amount_cents == 3_500
     assert result.packing is None
     # The result reports exactly what the services did, each once.
@@ -97,7 +98,6 @@ async def test_status_while_awaiting_approval(
         approval=ApprovalState.APPROVED,
         approval_required=True,
         total_cents=3_500,
-        decision_reason="ok",
         decision=Decision(
             approval=ApprovalState.APPROVED, by="ann", at=done.decision.at, reason="ok"
         ),
@@ -189,7 +189,8 @@ async def test_workflow_bug_is_fixed_by_deploying_the_fix(
         result = await result_of(handle)
 
     assert result.approval == ApprovalState.APPROVED
-    assert result.approval_reason == "looks fine"
+    assert result.decision
+    assert result.decision.reason == "looks fine"
     # The same execution went on: its history holds the failure and the completion.
     events = [event.event_type for event in (await handle.fetch_history()).events]
     assert EventType.EVENT_TYPE_WORKFLOW_TASK_FAILED in events
@@ -231,7 +232,8 @@ async def test_rejected_order_is_refunded(
     assert error.type == OrderError.REJECTED
     assert error.message == "Order rejected: over budget"
     assert status.approval == ApprovalState.REJECTED
-    assert status.decision_reason == "over budget"
+    assert status.decision
+    assert status.decision.reason == "over budget"
     assert undone(error) == ["refund payment"]
     assert effects(ledger, handle.id) == {"charge": 1, "refund": 1}
 

@@ -277,8 +277,8 @@ SCENARIOS: dict[str, tuple[bool, Scenario]] = {
     "workflow_bug_fixed": (False, workflow_bug_fixed),
     "malformed_messages": (False, placed(once=awaiting_approval, then=malformed_messages)),
     "invalid_order": (False, invalid_order),
-    # Release 2 added the fraud re-check, behind workflow.patched: its own histories, and two of
-    # release 1 (the histories above are release 1's too) that it must go on replaying.
+    # Release 2 added the fraud re-check, behind workflow.patched: every history above takes it,
+    # these two end in it, and two of release 1, before it, that release 2 must go on replaying.
     "fraud_recheck": (False, placed(once=awaiting_approval, then=approved)),
     "fraud_flagged": (False, placed(changed(ORDER, customer="flagged-customer"))),
     "release1_awaiting_approval": (
@@ -289,8 +289,8 @@ SCENARIOS: dict[str, tuple[bool, Scenario]] = {
         False,
         placed(once=awaiting_approval, then=approved, release=OrderWorkflowRelease1),
     ),
-    # Placed as starter.py places orders, listed by step (behind the listed-by-step patch), and
-    # decided through the approval updates: the histories above have none of these commands.
+    # Placed as starter.py places orders, with the payment_settled update, and decided through
+    # the approval updates.
     "early_return_decided": (
         False,
         placed(early_return=True, once=awaiting_approval, then=decided_twice),

@@ -11,15 +11,10 @@ from shared import (
 from shop.rules import format_cents
 
 
-def with_reason(text: str, reason: str) -> str:
-    """`approved (checked the address)`, or `approved` when no reason was given."""
-    return f"{text} ({reason})" if reason else text
-
-
-def describe_approval(approval: ApprovalState, decision: Decision | None, reason: str) -> str:
-    """`approved by alice at 12:03:04 UTC (checked the address)`; an order decided before
-    decisions named who made them has only the reason."""
-    return str(decision) if decision else with_reason(approval, reason)
+def describe_approval(approval: ApprovalState, decision: Decision | None) -> str:
+    """`approved by alice at 12:03:04 UTC (checked the address)`, or the approval's state when
+    nobody decided (`not required`, `timed out`, `pending`)."""
+    return str(decision) if decision else approval
 
 
 def describe_items(items: list[LineItem]) -> str:
@@ -34,8 +29,7 @@ def describe_result(result: OrderResult) -> str:
         f"  customer:      {result.customer}",
         f"  items:         {describe_items(result.items)}",
         f"  total:         {format_cents(result.total_cents)}",
-        "  approval:      "
-        + describe_approval(result.approval, result.decision, result.approval_reason),
+        "  approval:      " + describe_approval(result.approval, result.decision),
         f"  payment:       {result.payment.transaction_id}",
         f"  reservation:   {result.reservation.reservation_id}",
     ]

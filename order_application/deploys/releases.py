@@ -16,7 +16,7 @@ class OrderWorkflowRelease1(OrderWorkflow):
     async def run(self, order: Order) -> OrderResult:
         return await super().run(order)
 
-    def _has_fraud_recheck(self) -> bool:
+    def takes_fraud_recheck(self) -> bool:
         return False
 
 
@@ -29,7 +29,7 @@ class OrderWorkflowUnpatched(OrderWorkflow):
     async def run(self, order: Order) -> OrderResult:
         return await super().run(order)
 
-    def _has_fraud_recheck(self) -> bool:
+    def takes_fraud_recheck(self) -> bool:
         return True
 
 

@@ -5,7 +5,7 @@ from temporalio import workflow
 from workflow import OrderWorkflow
 
 with workflow.unsafe.imports_passed_through():
-    from shared import Order, OrderResult, Reservation
+    from shared import Order, OrderResult
 
 
 @workflow.defn(name="OrderWorkflow")
@@ -21,5 +21,5 @@ class BuggyOrderWorkflow(OrderWorkflow):
     async def run(self, order: Order) -> OrderResult:
         return await super().run(order)
 
-    async def _reserve_inventory(self, order: Order) -> Reservation:
+    def before_reserving(self, order: Order) -> None:
         raise RuntimeError("workflow bug!")

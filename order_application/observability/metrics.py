@@ -3,7 +3,8 @@
 # The workflow records them through its metric meter, which records nothing while a workflow
 # replays its history: each order counts once, however often a worker rebuilds it.
 
-from datetime import timedelta
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 from temporalio import workflow
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
@@ -52,11 +53,20 @@ def order_failed(error_type: str) -> None:
     ).add(1, {"error_type": error_type})
 
 
-def approval_waited(waited: timedelta, outcome: str) -> None:
-    """`outcome`: approved, rejected, timed out, or pending (cancelled while waiting)."""
-    workflow.metric_meter().create_histogram_float(
-        APPROVAL_WAIT, "Time orders waited for a person's decision", "s"
-    ).record(waited.total_seconds(), {"outcome": outcome})
+@contextmanager
+def approval_wait_timed(outcome: Callable[[], str]) -> Iterator[None]:
+    """Times the wait for a person's decision; `outcome()` tells how it ended: approved, rejected,
+    timed out, or pending (cancelled while waiting)."""
+    started = workflow.now()
+    try:
+        yield
+    finally:
+        # Not when the worker evicts the order from its cache: its wait has not ended then, and
+        # the workflow's context is gone.
+        if workflow.in_workflow():
+            workflow.metric_meter().create_histogram_float(
+                APPROVAL_WAIT, "Time orders waited for a person's decision", "s"
+            ).record((workflow.now() - started).total_seconds(), {"outcome": outcome()})
 
 
 def compensation_run(action: str) -> None:

@@ -263,7 +263,7 @@ class Pages:
 
 def describe_status(status: OrderStatus) -> str:
     """`awaiting approval; approval: pending`, as status.py says it."""
-    approval = describe_approval(status.approval, status.decision, status.decision_reason)
+    approval = describe_approval(status.approval, status.decision)
     said = f"{status.step}; approval: {approval}"
     if status.cancel_reason:
         said += f"; cancelling: {status.cancel_reason}"

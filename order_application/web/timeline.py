@@ -16,7 +16,6 @@ from temporalio.client import Client
 from temporalio.converter import decode_typed_search_attributes
 from temporalio.service import RPCError, RPCStatusCode
 
-from activities import OrderActivities
 from local.errors import UserError
 from observability.search_attributes import ORDER_STEP
 from shared import (
@@ -29,7 +28,6 @@ from shared import (
     OrderStep,
     Packing,
     Payment,
-    PolicyDecision,
     RejectOrder,
     Reservation,
     Shipment,
@@ -56,12 +54,9 @@ class OrderHistory:
     """The decision an `approve` or `reject` update made, if one did."""
 
 
-def _policy(decision: PolicyDecision) -> str:
-    return "policy checked" if decision.approved else f"policy denied: {decision.reason}"
-
-
-def _fraud(decision: PolicyDecision) -> str:
-    return "fraud re-checked" if decision.approved else f"fraud re-check: {decision.reason}"
+def _screened(passed: str, denied: str) -> Callable[[dict[str, Any]], str]:
+    """What a policy check's or fraud re-check's answer tells: {"approved": ..., "reason": ...}."""
+    return lambda answer: passed if answer.get("approved") else f"{denied}: {answer.get('reason')}"
 
 
 def _undone(result: CompensationResult) -> str | None:
@@ -69,32 +64,34 @@ def _undone(result: CompensationResult) -> str | None:
     return f"undone: {result.action}: {result.detail}" if result.detail else None
 
 
-# Per activity: the model of its result, and what its completion tells.
-_COMPLETED: dict[str, tuple[type[Any], Callable[[Any], str | None]]] = {
-    OrderActivities.check_policy.__name__: (PolicyDecision, _policy),
-    OrderActivities.process_payment.__name__: (
+# Per activity type, as the Web UI names them: the model of its result, and what its completion
+# tells. A client reads the activities' results as any client would, without the worker's code:
+# the policy checks' answers as plain JSON, the rest as the models the order's result holds too.
+ACTIVITY_MOMENTS: dict[str, tuple[type[Any], Callable[[Any], str | None]]] = {
+    "check_policy": (dict, _screened("policy checked", "policy denied")),
+    "process_payment": (
         Payment,
         lambda p: f"charged {format_cents(p.amount_cents)} ({p.transaction_id})",
     ),
-    OrderActivities.recheck_fraud.__name__: (PolicyDecision, _fraud),
-    OrderActivities.reserve_inventory.__name__: (
+    "recheck_fraud": (dict, _screened("fraud re-checked", "fraud re-check")),
+    "reserve_inventory": (
         Reservation,
         lambda r: f"inventory reserved ({r.reservation_id})",
     ),
-    OrderActivities.pack_order_items.__name__: (
+    "pack_order_items": (
         Packing,
         lambda p: f"packed {p.units_packed} units ({p.slip_id})",
     ),
-    OrderActivities.deliver_order.__name__: (
+    "deliver_order": (
         Shipment,
         lambda s: f"shipped ({s.tracking_number}, arriving {s.estimated_delivery.isoformat()})",
     ),
-    OrderActivities.send_confirmation.__name__: (
+    "send_confirmation": (
         Confirmation,
         lambda c: f"confirmation e-mail sent ({c.message_id})",
     ),
-    OrderActivities.refund_payment.__name__: (CompensationResult, _undone),
-    OrderActivities.release_inventory.__name__: (CompensationResult, _undone),
+    "refund_payment": (CompensationResult, _undone),
+    "release_inventory": (CompensationResult, _undone),
 }
 
 _CLOSED = {
@@ -154,7 +151,7 @@ class _Reader:
             self._activities[event.event_id] = activity
         elif kind == EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED:
             completed = event.activity_task_completed_event_attributes
-            known = _COMPLETED.get(self._activities.get(completed.scheduled_event_id, ""))
+            known = ACTIVITY_MOMENTS.get(self._activities.get(completed.scheduled_event_id, ""))
             if known is None:  # An activity of some other release: no moment of this one's.
                 return None
             model, describe = known
