@@ -6,8 +6,17 @@
 """Creates, lists or deletes a Temporal Schedule that places an order every N seconds."""
 
 import argparse
+from datetime import timedelta
 
-from temporalio.client import Client, ScheduleActionExecutionStartWorkflow
+from temporalio.client import (
+    Client,
+    Schedule,
+    ScheduleActionExecutionStartWorkflow,
+    ScheduleActionStartWorkflow,
+    ScheduleAlreadyRunningError,
+    ScheduleIntervalSpec,
+    ScheduleSpec,
+)
 from temporalio.service import RPCError, RPCStatusCode
 
 from command_line.exit import EXIT_OK, run
@@ -36,9 +45,19 @@ def parse_args() -> argparse.Namespace:
 
 async def create(client: Client, args: argparse.Namespace, task_queue: str) -> None:
     # Only creating needs the workflow, so only creating imports it.
-    from orders.update_with_start import schedule_order
+    from workflow import OrderWorkflow
 
-    await schedule_order(client, args.schedule_id, args.order, args.every, task_queue)
+    schedule = Schedule(
+        # Each run's workflow ID is this ID plus the scheduled time, so every order is its own.
+        action=ScheduleActionStartWorkflow(
+            OrderWorkflow.run, args.order, id=f"{args.schedule_id}-order", task_queue=task_queue
+        ),
+        spec=ScheduleSpec(intervals=[ScheduleIntervalSpec(every=timedelta(seconds=args.every))]),
+    )
+    try:
+        await client.create_schedule(args.schedule_id, schedule)
+    except ScheduleAlreadyRunningError as err:
+        raise UserError(f"schedule {args.schedule_id} already exists; delete it first") from err
     print(
         f"Schedule {args.schedule_id} places an order every {args.every:g} s"
         f" ({format_cents(args.order.total_cents)} for {args.order.customer})."

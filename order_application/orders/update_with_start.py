@@ -1,16 +1,10 @@
-"""Placing an order with Update-with-Start (one call starts it and waits for its payment answer),
-or on a Temporal Schedule."""
+"""Placing an order with Update-with-Start: one call starts it and waits for its payment answer."""
 
 import uuid
 from datetime import timedelta
 
 from temporalio.client import (
     Client,
-    Schedule,
-    ScheduleActionStartWorkflow,
-    ScheduleAlreadyRunningError,
-    ScheduleIntervalSpec,
-    ScheduleSpec,
     WithStartWorkflowOperation,
     WorkflowUpdateFailedError,
     WorkflowUpdateRPCTimeoutOrCancelledError,
@@ -73,21 +67,3 @@ async def place_order(
         ) from err
     except WorkflowUpdateRPCTimeoutOrCancelledError:
         return None
-
-
-async def schedule_order(
-    client: Client, schedule_id: str, order: Order, every_seconds: float, task_queue: str
-) -> None:
-    """Creates a Schedule that places the order every so many seconds; a UserError if the ID is
-    taken."""
-    schedule = Schedule(
-        # Each run's workflow ID is this ID plus the scheduled time, so every order is its own.
-        action=ScheduleActionStartWorkflow(
-            OrderWorkflow.run, order, id=f"{schedule_id}-order", task_queue=task_queue
-        ),
-        spec=ScheduleSpec(intervals=[ScheduleIntervalSpec(every=timedelta(seconds=every_seconds))]),
-    )
-    try:
-        await client.create_schedule(schedule_id, schedule)
-    except ScheduleAlreadyRunningError as err:
-        raise UserError(f"schedule {schedule_id} already exists; delete it first") from err
