@@ -53,8 +53,8 @@ PAYMENT_RETRY = RetryPolicy(
     ],
 )
 
-# Inventory, packing, delivery and every compensation: no attempt cap and no overall deadline, so
-# an outage of any length is ridden out; retries at most 10 s apart, so recovery follows quickly.
+# Every other call, and every compensation: no attempt cap and no overall deadline, so an outage
+# of any length is ridden out; retries at most 10 s apart, so recovery follows quickly.
 UNTIL_IT_WORKS = RetryPolicy(
     initial_interval=timedelta(seconds=1),
     backoff_coefficient=2.0,

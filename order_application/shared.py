@@ -52,7 +52,8 @@ TOO_LATE_TO_CANCEL = frozenset(
         OrderStep.FAILED,
     }
 )
-"""Once delivery has started the parcel is on its way: the order can no longer be cancelled."""
+"""Steps at which a cancel is refused: once delivery has started the parcel is on its way, and an
+order that is compensating or has ended has nothing left to cancel."""
 
 
 class ApprovalState(StrEnum):

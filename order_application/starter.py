@@ -33,7 +33,8 @@ async def main() -> int:
     # which --help and a usage error do without.
     from command_line.connection import connect, load_settings, web_ui_link
     from command_line.reports import describe_compensations, describe_payment, describe_result
-    from orders.status_query import NO_WORKER_SECONDS, failure_reason, undone
+    from orders.handle import NO_WORKER_SECONDS
+    from orders.status_query import failure_reason, undone
     from orders.update_with_start import PaymentRefused, new_order_id, place_order
     from workflow import OrderWorkflow
 

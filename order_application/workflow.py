@@ -83,9 +83,10 @@ class OrderWorkflow:
         # The payment_settled update's answer, once the order is charged or cannot be.
         self._paid: PaymentSettled | None = None
         self._unpaid: ApplicationError | None = None
-        # Compensations of the steps begun so far, run newest first if the order cannot go on.
-        self._undo: list[Callable[[], Awaitable[CompensationResult]]] = []
-        self._compensations: list[CompensationResult] = []
+        # The compensations of the steps begun so far, run newest first if the order cannot go
+        # on, and what they undid.
+        self._compensations: list[Callable[[], Awaitable[CompensationResult]]] = []
+        self._undone: list[CompensationResult] = []
         self._failed_step = self._step
 
     @workflow.run
@@ -106,11 +107,11 @@ class OrderWorkflow:
             reservation = await self._reserve_inventory(order)
             packing = await self._pack_items(order) if order.pack else None
         except asyncio.CancelledError:  # Cancelled through Temporal itself (e.g. the Web UI).
-            await self._give_back("Order cancelled through Temporal", OrderError.CANCELLED)
+            await self._end_undelivered("Order cancelled through Temporal", OrderError.CANCELLED)
             raise
         except FailureError as failure:
             message, error_type = _reason(failure)
-            await self._give_back(message, error_type)
+            await self._end_undelivered(message, error_type)
             raise self._order_failure(message, error_type) from failure
         # From delivery on the parcel is on its way: a cancel through Temporal itself comes too late
         # as well, and the order is finished (cancel.py is told so by the update's validator).
@@ -158,7 +159,7 @@ class OrderWorkflow:
     async def _charge_payment(self, order: Order) -> Payment:
         # The refund goes on the list first: a charge that timed out may still have gone through,
         # and a refund of nothing is harmless.
-        self._undo.append(
+        self._compensations.append(
             lambda: workflow.execute_activity_method(
                 OrderActivities.refund_payment,
                 RefundRequest(order_id=self._order_id),
@@ -182,6 +183,15 @@ class OrderWorkflow:
             )
         )
 
+    def _settle_payment(self, payment: Payment) -> None:
+        """The payment_settled update's answer, once the order is charged (and re-checked)."""
+        self._paid = PaymentSettled(
+            transaction_id=payment.transaction_id,
+            amount_cents=payment.amount_cents,
+            awaits_approval=self._approval != ApprovalState.NOT_REQUIRED,
+            approval_timeout_seconds=self._approval_timeout_seconds,
+        )
+
     async def _wait_for_approval(self, order: Order) -> None:
         """A person approves or rejects within the order's timeout, unless it needs no approval."""
         if self._approval == ApprovalState.NOT_REQUIRED:
@@ -202,7 +212,7 @@ class OrderWorkflow:
 
     async def _reserve_inventory(self, order: Order) -> Reservation:
         self.before_reserving(order)
-        self._undo.append(
+        self._compensations.append(
             lambda: workflow.execute_activity_method(
                 OrderActivities.release_inventory,
                 ReleaseRequest(order_id=self._order_id),
@@ -345,15 +355,16 @@ class OrderWorkflow:
             total_cents=self._total_cents,
             decision=self._decision,
             cancel_reason=self._cancel_reason or "",
-            compensations=list(self._compensations),
+            compensations=list(self._undone),
         )
 
     def _decide(self, approval: ApprovalState, by: str, reason: str) -> Decision:
+        reason = reason.strip()
         if approval == ApprovalState.REJECTED:
-            reason = reason.strip() or "no reason given"
+            reason = reason or "no reason given"
         self._approval = approval
         self._decision = Decision(
-            approval=approval, by=by.strip() or NOBODY, at=workflow.now(), reason=reason.strip()
+            approval=approval, by=by.strip() or NOBODY, at=workflow.now(), reason=reason
         )
         return self._decision
 
@@ -417,32 +428,23 @@ class OrderWorkflow:
         self._raise_if_cancelled()
         return activity.result()
 
-    def _settle_payment(self, payment: Payment) -> None:
-        """The payment_settled update's answer, once the order is charged (and re-checked)."""
-        self._paid = PaymentSettled(
-            transaction_id=payment.transaction_id,
-            amount_cents=payment.amount_cents,
-            awaits_approval=self._approval != ApprovalState.NOT_REQUIRED,
-            approval_timeout_seconds=self._approval_timeout_seconds,
-        )
-
-    async def _give_back(self, message: str, error_type: str | None) -> None:
-        """Undoes what the order did, newest first, and ends it as failed; a cancel coming in
-        meanwhile cannot stop it."""
+    async def _end_undelivered(self, message: str, error_type: str | None) -> None:
+        """Compensates what the order did, newest first, and ends it as failed; a cancel coming
+        in meanwhile cannot stop it."""
         if self._paid is None:  # The payment_settled answer of an order never charged.
             self._unpaid = ApplicationError(message, type=error_type)
         self._failed_step = self._step
         self._move_to(OrderStep.COMPENSATING)
-        await _despite_cancel(self._undo_all())
+        await _despite_cancel(self._compensate())
         self._move_to(OrderStep.FAILED)
         order_failed(error_type or "Unknown")
         await self._answer_every_message()
 
-    async def _undo_all(self) -> None:
-        for undo in reversed(self._undo):
-            result = await undo()
+    async def _compensate(self) -> None:
+        for compensation in reversed(self._compensations):
+            result = await compensation()
             if result.detail:
-                self._compensations.append(result)
+                self._undone.append(result)
                 compensation_run(result.action)
 
     async def _end_delivered(self) -> None:
@@ -465,7 +467,7 @@ class OrderWorkflow:
         )
         return ApplicationError(
             message,
-            OrderFailure(step=self._failed_step, compensations=self._compensations),
+            OrderFailure(step=self._failed_step, compensations=self._undone),
             type=error_type,
             non_retryable=True,
         )

@@ -1,1 +1,1 @@
-"""What a client does to an order, one Temporal call per module: place, decide, cancel, query."""
+"""What a client does to an order, a module per action: place, decide, cancel, look up."""

@@ -5,7 +5,7 @@ import asyncio
 from temporalio.client import Client, WorkflowUpdateFailedError
 
 from local.errors import UserError
-from orders.status_query import NO_WORKER_SECONDS, OrderHandle, running_order
+from orders.handle import NO_WORKER_SECONDS, OrderHandle, running_order
 from shared import CancelAccepted, CancelOrder
 from workflow import OrderWorkflow
 

@@ -16,7 +16,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from command_line.exit import EXIT_NO, EXIT_OK
 from local.errors import UserError
 from observability.search_attributes import orders_awaiting_approval
-from orders.status_query import NO_WORKER_SECONDS, OrderHandle, running_order
+from orders.handle import NO_WORKER_SECONDS, OrderHandle, running_order
 from shared import ApproveOrder, Decision, DecisionRefused, RejectOrder
 from workflow import OrderWorkflow
 

@@ -1,4 +1,4 @@
-"""Finding an order in Temporal: whether it exists, where it is, and why it failed."""
+"""Where an order is: its result, its `get_status` query, or why it failed."""
 
 from dataclasses import dataclass
 from datetime import timedelta
@@ -6,7 +6,6 @@ from typing import Any
 
 from temporalio.client import (
     Client,
-    WorkflowExecutionDescription,
     WorkflowExecutionStatus,
     WorkflowFailureError,
     WorkflowHandle,
@@ -16,15 +15,12 @@ from temporalio.exceptions import ApplicationError, CancelledError, FailureError
 from temporalio.service import RPCError, RPCStatusCode
 
 from local.errors import UserError
+from orders.handle import describe_order, finished
 from shared import CompensationResult, OrderFailure, OrderResult, OrderStatus
 from workflow import OrderWorkflow
 
-OrderHandle = WorkflowHandle[OrderWorkflow, OrderResult]
-
 # A running worker answers a query in milliseconds; past this, no worker is polling.
 QUERY_TIMEOUT = timedelta(seconds=5)
-# An update waits for a worker to run it; this long without one, no worker can run the order.
-NO_WORKER_SECONDS = 10.0
 
 
 class OrderCannotAnswer(UserError):
@@ -34,26 +30,6 @@ class OrderCannotAnswer(UserError):
     def __init__(self, order_id: str, reason: str) -> None:
         super().__init__(f"order {order_id} cannot answer right now: {reason}")
         self.reason = reason
-
-
-async def describe_order(
-    client: Client, order_id: str
-) -> tuple[OrderHandle, WorkflowExecutionDescription]:
-    handle = client.get_workflow_handle_for(OrderWorkflow.run, order_id)
-    try:
-        return handle, await handle.describe()
-    except RPCError as err:
-        if err.status == RPCStatusCode.NOT_FOUND:
-            raise UserError(f"no order with ID {order_id}") from err
-        raise
-
-
-async def running_order(client: Client, order_id: str) -> OrderHandle:
-    """The order's handle; a one-line error when it does not exist or has finished."""
-    handle, description = await describe_order(client, order_id)
-    if description.status != WorkflowExecutionStatus.RUNNING:
-        raise UserError(f"order {order_id} has already {finished(description)}")
-    return handle
 
 
 async def order_status(handle: WorkflowHandle[Any, Any]) -> OrderStatus | None:
@@ -102,11 +78,6 @@ async def where_is(client: Client, order_id: str) -> Delivered | Ended | OrderSt
             " one runs, see its log for why it cannot run this order"
         )
     return status
-
-
-def finished(description: WorkflowExecutionDescription) -> str:
-    status = description.status
-    return status.name.lower().replace("_", " ") if status else "finished"
 
 
 async def undone(handle: WorkflowHandle[Any, Any]) -> list[CompensationResult]:

@@ -13,7 +13,7 @@ from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import FailureError, WorkflowAlreadyStartedError
 
 from local.errors import UserError
-from orders.status_query import NO_WORKER_SECONDS
+from orders.handle import NO_WORKER_SECONDS
 from shared import Order, PaymentSettled
 from workflow import OrderWorkflow
 
