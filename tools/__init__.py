@@ -1,1 +1,1 @@
-"""Developer tools: the history recorder and the order schema writer."""
+"""Developer tools: the history recorder, the order schema writer and a local OIDC issuer."""

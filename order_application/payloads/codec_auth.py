@@ -147,7 +147,8 @@ def discover_jwks_url(issuer: str) -> str:
             jwks_url = json.load(response)["jwks_uri"]
     except (OSError, ValueError, KeyError, TypeError) as err:
         raise UserError(
-            f"cannot read the OIDC discovery document {url}: give --oidc-jwks-url"
+            f"cannot fetch the OIDC issuer's discovery document from {url}: check --oidc-issuer,"
+            " or name the issuer's keys with --oidc-jwks-url"
         ) from err
     if not isinstance(jwks_url, str):
         raise UserError(f"{url} names no jwks_uri: give --oidc-jwks-url")
