@@ -1,15 +1,19 @@
 """Real processes for end-to-end tests and the benchmark: a dev server, the worker, the scripts."""
 
+import asyncio
+import inspect
 import os
+import random
 import signal
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, TypeVar, overload
 
 from observability.search_attributes import dev_server_options
 
@@ -21,26 +25,73 @@ TEMPORAL_CLI = Path(sys.executable).parent / "temporal"
 SCRIPT_TIMEOUT = 180.0
 
 
-# Someone's own dev server may be on the default ports: never hand them out, whatever range the
-# OS takes free ports from.
-RESERVED_PORTS = frozenset({7233, 8233})
+# Someone's own dev server may be on the default ports: never hand them out.
+RESERVED_PORTS = frozenset({7233, 8233, 8081})
+
+# Ports for the test's servers come from below the kernel's ephemeral range (32768 and up on
+# Linux), from which every outgoing connection takes its local port: a port chosen here can then
+# be taken only by another listener, and a server that finds it taken starts again on another.
+LISTEN_PORTS = range(20_000, 32_768)
+START_ATTEMPTS = 5
+
+DEADLINE_SECONDS = 120.0
+"""How long a test waits for anything: generous for a loaded 2-core machine. A test that hangs
+instead is stopped, with its stack, by pytest-timeout."""
+
+T = TypeVar("T")
 
 
 def free_port() -> int:
+    """A port nothing listens on now, for a server about to start."""
     while True:
+        port = random.choice(LISTEN_PORTS)
+        if port in RESERVED_PORTS:
+            continue
         with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            port = int(sock.getsockname()[1])
-        if port not in RESERVED_PORTS:
-            return port
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        return port
 
 
-def eventually(check: Callable[[], bool], what: str, timeout: float = 60.0) -> None:
-    """Returns once `check()` is true; fails naming `what` after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < deadline, f"gave up waiting for {what}"
-        time.sleep(0.3)
+@overload
+async def eventually(
+    check: Callable[[], Awaitable[T | None]],
+    what: str,
+    within: float = DEADLINE_SECONDS,
+    interval: float = 0.2,
+) -> T: ...
+
+
+@overload
+async def eventually(
+    check: Callable[[], T | None],
+    what: str,
+    within: float = DEADLINE_SECONDS,
+    interval: float = 0.2,
+) -> T: ...
+
+
+async def eventually(
+    check: Callable[[], Any],
+    what: str,
+    within: float = DEADLINE_SECONDS,
+    interval: float = 0.2,
+) -> Any:
+    """Calls `check` every `interval` seconds until it returns something other than None or
+    False, and returns that; fails naming `what` after `within` seconds. `check` may be a
+    coroutine function."""
+    deadline = time.monotonic() + within
+    while True:
+        found = check()
+        if inspect.isawaitable(found):
+            found = await found
+        if found is not None and found is not False:
+            return found
+        if time.monotonic() > deadline:
+            raise AssertionError(f"gave up after {within:g} s waiting for {what}")
+        await asyncio.sleep(interval)
 
 
 def wait_for_port(
@@ -79,9 +130,17 @@ class DevServer:
         return f"127.0.0.1:{self.port}"
 
     def start(self) -> None:
-        """Starts the server; returns once it listens."""
-        self.launch()
-        wait_for_port(self.port, process=self.process)
+        """Starts the server; returns once it listens. If its port was taken meanwhile, it starts
+        again on another."""
+        for attempt in range(START_ATTEMPTS):
+            self.launch()
+            try:
+                wait_for_port(self.port, process=self.process)
+                return
+            except RuntimeError:
+                if attempt == START_ATTEMPTS - 1:
+                    raise
+                self.port = free_port()
 
     def launch(self) -> None:
         """Starts the server's process without waiting for it to listen."""
@@ -143,9 +202,51 @@ def run_script(
     )
 
 
-def says(env: dict[str, str], order_id: str, text: str) -> Callable[[], bool]:
-    """A check for `eventually`: does status.py say `text` about the order?"""
-    return lambda: text in run_script("status.py", order_id, env=env).stdout
+@dataclass
+class RunningScript:
+    """A script left running, as in a terminal of its own; what it prints goes to files, so
+    reading it never blocks."""
+
+    process: subprocess.Popen[bytes]
+    stdout: Path
+    stderr: Path
+
+    def output(self) -> str:
+        return self.stdout.read_text(errors="replace")
+
+    def errors(self) -> str:
+        return self.stderr.read_text(errors="replace")
+
+    async def printed(self, text: str) -> str:
+        """Its output, once `text` is in it."""
+        return await eventually(
+            lambda: self.output() if text in self.output() else None, f"{text!r} in its output"
+        )
+
+    def finish(self, within: float = SCRIPT_TIMEOUT) -> int:
+        """Its exit code, once it has ended."""
+        return self.process.wait(timeout=within)
+
+
+def start_script(name: str, *args: str, env: dict[str, str], logs: Path) -> RunningScript:
+    """Starts ./NAME ARGS through its shebang and returns at once; its output goes into `logs`."""
+    stdout, stderr = logs / f"{name}.out", logs / f"{name}.err"
+    with stdout.open("wb") as out, stderr.open("wb") as err:
+        process = subprocess.Popen(
+            [f"./{name}", *args], cwd=SCRIPTS, env=env, stdout=out, stderr=err,
+            stdin=subprocess.DEVNULL,
+        )  # fmt: skip
+    return RunningScript(process, stdout, stderr)
+
+
+def status_saying(env: dict[str, str], order_id: str, text: str) -> Callable[[], str | None]:
+    """A check for `eventually`: status.py's output, once it says `text` about the order."""
+
+    def check() -> str | None:
+        output = run_script("status.py", order_id, env=env).stdout
+        return output if text in output else None
+
+    return check
 
 
 @dataclass

@@ -1,16 +1,17 @@
 """Fixtures: one test server and one dev server for the session, and a dev server per module."""
 
+import os
 import signal
 import sys
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Generator, Iterator
 from pathlib import Path
 
 import pytest
 from support.orders import register_search_attributes
 from temporalio.testing import WorkflowEnvironment
 
-from harness.processes import DevServer, Worker, running_worker, script_env
+from harness.processes import DevServer, Worker, free_port, running_worker, script_env
 from observability.search_attributes import SEARCH_ATTRIBUTES
 from payloads.converter import PLAIN
 from shop.services import Ledger, Services
@@ -19,6 +20,24 @@ from shop.services import Ledger, Services
 # Python. Naming them keeps the SDK from downloading a server, and no port is given anywhere, so
 # the SDK picks free ones and leaves a developer's own server on 7233 alone.
 BIN_DIR = Path(sys.executable).parent
+
+
+IN_CI = os.environ.get("CI") == "true"
+"""CI runs every test: there, a test that would skip for a missing prerequisite fails instead."""
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    """In CI, a skip is a failure that names what was missing; a developer's run skips, saying
+    why."""
+    report = yield
+    if IN_CI and report.skipped and not hasattr(report, "wasxfail"):
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else report.longrepr
+        report.outcome = "failed"
+        report.longrepr = f"CI must run every test, but this one skipped: {reason}"
+    return report
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -53,7 +72,7 @@ async def dev_server_env() -> AsyncIterator[WorkflowEnvironment]:
 
 
 @pytest.fixture(scope="module")
-def server() -> Iterator[DevServer]:
+def e2e_server() -> Iterator[DevServer]:
     """A dev server of the test module's own, on a free port, for its end-to-end tests: the real
     scripts and the official CLI run against it. A module may define its own instead."""
     dev_server = DevServer()
@@ -63,18 +82,20 @@ def server() -> Iterator[DevServer]:
 
 
 @pytest.fixture(scope="module")
-def env(server: DevServer, tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+def e2e_env(e2e_server: DevServer, tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     """What a user's shell would have for the scripts: the module's server, a state folder and
     a task queue of the module's own, so no other module's worker takes its orders."""
     return script_env(
-        server, tmp_path_factory.mktemp("data"), ORDER_TASK_QUEUE=f"e2e-{uuid.uuid4().hex[:6]}"
+        e2e_server, tmp_path_factory.mktemp("data"), ORDER_TASK_QUEUE=f"e2e-{uuid.uuid4().hex[:6]}"
     )
 
 
 @pytest.fixture(scope="module")
-def worker(env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[Worker]:
+def e2e_worker(
+    e2e_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Worker]:
     """./worker.py as the quick start runs it, for the module's end-to-end tests."""
-    with running_worker(env, tmp_path_factory.mktemp("logs") / "worker.log") as running:
+    with running_worker(e2e_env, tmp_path_factory.mktemp("logs") / "worker.log") as running:
         yield running
 
 
@@ -95,3 +116,19 @@ def ledger(tmp_path: Path) -> Iterator[Ledger]:
 def services(ledger: Ledger) -> Services:
     """The simulated services without their demo delays."""
     return Services(ledger, delay=0, pack_delay=0)
+
+
+@pytest.fixture(scope="module")
+def codec_port() -> int:
+    """The port of the module's codec worker: the official CLI decodes through it."""
+    return free_port()
+
+
+@pytest.fixture(scope="module")
+def codec_worker(
+    e2e_env: dict[str, str], codec_port: int, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Worker]:
+    """./worker.py serving its codec on `codec_port`, for the module's tests of the CLI."""
+    log = tmp_path_factory.mktemp("logs") / "worker.log"
+    with running_worker(e2e_env, log, "--codec-port", str(codec_port)) as running:
+        yield running

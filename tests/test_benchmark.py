@@ -8,6 +8,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
+
+pytestmark = pytest.mark.e2e
+
 BENCHMARK = Path(__file__).resolve().parents[1] / "benchmarks" / "throughput.py"
 # A tiny run takes ten seconds or so; past this something hangs.
 RUN_TIMEOUT_SECONDS = 90

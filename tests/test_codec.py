@@ -8,7 +8,6 @@ import signal
 import socket
 import stat
 import subprocess
-import time
 import urllib.error
 import urllib.request
 import uuid
@@ -19,11 +18,15 @@ from typing import Any
 
 import pytest
 from google.protobuf import json_format
-from support.scripts import assert_one_line_error, new_order_id
+from support import temporal_cli
+from support.scripts import VALID_CARD, assert_one_line_error, new_order_id
+from support.temporal_cli import failed_workflow_tasks, ledger, temporal, waiting_order
 from temporalio.api.common.v1 import Payload
 
 from command_line.connection import data_converter
 from harness.processes import (
+    DEADLINE_SECONDS,
+    START_ATTEMPTS,
     TEMPORAL_CLI,
     DevServer,
     Worker,
@@ -31,17 +34,17 @@ from harness.processes import (
     free_port,
     run_script,
     running_worker,
-    says,
     script_env,
+    status_saying,
     wait_for_port,
 )
 from observability.search_attributes import dev_server_options
-from payloads.codec import ENCODING, KEY_ID, EncryptionCodec, EncryptionError, key_id
+from payloads.codec import ENCODING, KEY_FILE_NAME, KEY_ID, EncryptionCodec, EncryptionError, key_id
 from payloads.converter import PLAIN
 
 CUSTOMER = "someone@example.com"
 ADDRESS = "7 Quiet Lane, Hidden Town"
-EXPIRY = "12/30"
+EXPIRY = VALID_CARD
 SECRETS = (CUSTOMER, ADDRESS, EXPIRY)
 # Exactly what the README tells users to run to rotate the key in the file named by $KEYS.
 ROTATE = (
@@ -63,8 +66,9 @@ class UiDevServer(DevServer):
 
     def start(self) -> None:
         # The dev server takes free ports of its own as it starts (its HTTP API, metrics and
-        # internal services), and may take the one picked for the codec: then start it again.
-        for _ in range(START_TRIES):
+        # internal services), and may take the one picked for the codec; and its own may have
+        # been taken since they were picked: either way, start it again on other ports.
+        for _ in range(START_ATTEMPTS):
             command = [
                 str(TEMPORAL_CLI), "server", "start-dev", "--ip", "127.0.0.1",
                 "--port", str(self.port), "--ui-port", str(self.ui_port),
@@ -74,16 +78,16 @@ class UiDevServer(DevServer):
             self.process = subprocess.Popen(
                 command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
             )
-            wait_for_port(self.port)
-            wait_for_port(self.ui_port)
-            if port_is_free(self.codec_port):
-                return
+            try:
+                wait_for_port(self.port, process=self.process)
+                wait_for_port(self.ui_port, process=self.process)
+                if port_is_free(self.codec_port):
+                    return
+            except RuntimeError:  # It exited: one of its ports was taken.
+                pass
             self.stop()
             self.port, self.ui_port, self.codec_port = free_port(), free_port(), free_port()
-        pytest.fail(f"the dev server took the codec's port in {START_TRIES} starts")
-
-
-START_TRIES = 5
+        pytest.fail(f"the dev server could not start on free ports in {START_ATTEMPTS} starts")
 
 
 def port_is_free(port: int) -> bool:
@@ -96,7 +100,7 @@ def port_is_free(port: int) -> bool:
 
 
 @pytest.fixture(scope="module")
-def server() -> Iterator[UiDevServer]:
+def ui_server() -> Iterator[UiDevServer]:
     dev_server = UiDevServer()
     dev_server.start()
     yield dev_server
@@ -104,32 +108,32 @@ def server() -> Iterator[UiDevServer]:
 
 
 @pytest.fixture(scope="module")
-def env(server: UiDevServer, tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+def ui_env(ui_server: UiDevServer, tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     return script_env(
-        server,
+        ui_server,
         tmp_path_factory.mktemp("data"),
         ORDER_TASK_QUEUE=f"codec-{uuid.uuid4().hex[:6]}",
         # The Web UI's origin, which the worker's codec server lets call it.
-        ORDER_WEB_UI=server.ui,
+        ORDER_WEB_UI=ui_server.ui,
     )
 
 
 @pytest.fixture(scope="module")
-def worker(
-    server: UiDevServer, env: dict[str, str], tmp_path_factory: pytest.TempPathFactory
+def ui_worker(
+    ui_server: UiDevServer, ui_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Worker]:
     log = tmp_path_factory.mktemp("logs") / "worker.log"
-    with running_worker(env, log, "--codec-port", str(server.codec_port)) as running:
+    with running_worker(ui_env, log, "--codec-port", str(ui_server.codec_port)) as running:
         yield running
 
 
 @pytest.fixture(scope="module")
-def delivered(env: dict[str, str], worker: Worker) -> tuple[str, str]:
+def delivered(ui_env: dict[str, str], ui_worker: Worker) -> tuple[str, str]:
     """An order placed and delivered at once; its ID and the starter's output."""
     order_id = new_order_id("codec")
     placed = run_script(
         "starter.py", EXPIRY, "--customer", CUSTOMER, "--address", ADDRESS,
-        "--approval-threshold", "100", "--order-id", order_id, env=env,
+        "--approval-threshold", "100", "--order-id", order_id, env=ui_env,
     )  # fmt: skip
     assert placed.returncode == 0, placed
     return order_id, placed.stdout
@@ -233,6 +237,7 @@ async def test_an_altered_or_forged_payload_goes_on_as_it_came_for_the_workflow_
     assert await codec.decode([altered, forged, unlabelled]) == [altered, forged, unlabelled]
 
 
+@pytest.mark.e2e
 def test_a_running_codec_takes_a_rotation_of_its_key_file(tmp_path: Path) -> None:
     keys = tmp_path / "keys"
     keys.write_text(base64.b64encode(os.urandom(32)).decode() + "\n")
@@ -274,35 +279,35 @@ def test_encryption_off_is_the_default_converter(
 
 @pytest.mark.e2e
 def test_history_holds_no_customer_data_in_clear(
-    server: UiDevServer, delivered: tuple[str, str]
+    ui_server: UiDevServer, delivered: tuple[str, str]
 ) -> None:
     order_id, _ = delivered
-    payloads = assert_nothing_in_clear(history(server, order_id, "-o", "json"), *SECRETS)
+    payloads = assert_nothing_in_clear(history(ui_server, order_id, "-o", "json"), *SECRETS)
     assert {metadata(p, "encoding") for p in payloads} == {ENCODING.decode()}
 
 
 @pytest.mark.e2e
-def test_signals_and_updates_are_encrypted_too(
-    server: UiDevServer, env: dict[str, str], worker: Worker
+async def test_signals_and_updates_are_encrypted_too(
+    ui_server: UiDevServer, ui_env: dict[str, str], ui_worker: Worker
 ) -> None:
     """What an approver and a canceller write is encrypted like the order itself."""
     approved, cancelled = new_order_id("codec"), new_order_id("codec")
     for order_id in (approved, cancelled):
         placed = run_script(
             "starter.py", EXPIRY, "--customer", CUSTOMER, "--address", ADDRESS,
-            "--approval-timeout", "600", "--order-id", order_id, "--no-wait", env=env,
+            "--approval-timeout", "600", "--order-id", order_id, "--no-wait", env=ui_env,
         )  # fmt: skip
         assert placed.returncode == 0, placed
-    decided = run_script("approve.py", approved, "called the customer", "--by", "Grace", env=env)
+    decided = run_script("approve.py", approved, "called the customer", "--by", "Grace", env=ui_env)
     assert decided.returncode == 0, decided
-    assert run_script("cancel.py", cancelled, "shop closed", env=env).returncode == 0
+    assert run_script("cancel.py", cancelled, "shop closed", env=ui_env).returncode == 0
 
     for order_id, event, ended in (
         (approved, "workflowExecutionUpdateAcceptedEventAttributes", "delivered"),
         (cancelled, "workflowExecutionUpdateAcceptedEventAttributes", "failed"),
     ):
-        eventually(says(env, order_id, ended), f"order {order_id} to be {ended}")
-        shown = history(server, order_id, "-o", "json")
+        await eventually(status_saying(ui_env, order_id, ended), f"order {order_id} to be {ended}")
+        shown = history(ui_server, order_id, "-o", "json")
         assert event in shown
         payloads = assert_nothing_in_clear(
             shown, *SECRETS, "called the customer", "Grace", "shop closed"
@@ -312,41 +317,45 @@ def test_signals_and_updates_are_encrypted_too(
 
 @pytest.mark.e2e
 def test_the_scripts_still_show_the_customer(
-    env: dict[str, str], delivered: tuple[str, str]
+    ui_env: dict[str, str], delivered: tuple[str, str]
 ) -> None:
     order_id, summary = delivered
     assert f"customer:      {CUSTOMER}" in summary
-    status = run_script("status.py", order_id, env=env)
+    status = run_script("status.py", order_id, env=ui_env)
     assert status.returncode == 0, status
     assert f"customer:      {CUSTOMER}" in status.stdout
 
 
 @pytest.mark.e2e
 def test_failure_messages_are_encrypted_too(
-    server: UiDevServer, env: dict[str, str], worker: Worker
+    ui_server: UiDevServer, ui_env: dict[str, str], ui_worker: Worker
 ) -> None:
     order_id = new_order_id("codec")
-    failed = run_script("starter.py", "12/23", "--order-id", order_id, env=env)
+    failed = run_script("starter.py", "12/23", "--order-id", order_id, env=ui_env)
     assert failed.returncode == 1, failed
     assert f"Order {order_id} failed: card expired 12/23" in failed.stdout
-    assert_nothing_in_clear(history(server, order_id, "-o", "json"), "card expired", "12/23")
+    assert_nothing_in_clear(history(ui_server, order_id, "-o", "json"), "card expired", "12/23")
 
 
 @pytest.mark.e2e
 def test_temporal_cli_decrypts_through_the_codec_endpoint(
-    server: UiDevServer, delivered: tuple[str, str]
+    ui_server: UiDevServer, delivered: tuple[str, str]
 ) -> None:
     order_id, _ = delivered
     shown = history(
-        server, order_id, "--detailed", "--codec-endpoint", f"http://localhost:{server.codec_port}"
+        ui_server,
+        order_id,
+        "--detailed",
+        "--codec-endpoint",
+        f"http://localhost:{ui_server.codec_port}",
     )
     assert f"customer: {CUSTOMER}" in shown
     assert f"shipping_address: {ADDRESS}" in shown
 
 
 @pytest.mark.e2e
-def test_codec_endpoint_round_trips(server: UiDevServer, worker: Worker) -> None:
-    endpoint = f"http://localhost:{server.codec_port}"
+def test_codec_endpoint_round_trips(ui_server: UiDevServer, ui_worker: Worker) -> None:
+    endpoint = f"http://localhost:{ui_server.codec_port}"
     original = {
         "payloads": [{"metadata": {"encoding": "anNvbi9wbGFpbg=="}, "data": "IjEyLzMwIg=="}]
     }
@@ -362,10 +371,10 @@ def test_codec_endpoint_round_trips(server: UiDevServer, worker: Worker) -> None
 
 @pytest.mark.e2e
 def test_codec_endpoint_leaves_a_payload_of_a_key_it_lacks_as_it_came(
-    server: UiDevServer, worker: Worker
+    ui_server: UiDevServer, ui_worker: Worker
 ) -> None:
     """The Web UI then shows that payload encrypted, and the rest of the page decrypted."""
-    endpoint = f"http://localhost:{server.codec_port}"
+    endpoint = f"http://localhost:{ui_server.codec_port}"
     headers = {"Content-Type": "application/json", "X-Namespace": "default"}
     plain = {"metadata": {"encoding": "anNvbi9wbGFpbg=="}, "data": "IjEyLzMwIg=="}
     with request(f"{endpoint}/encode", headers, json.dumps({"payloads": [plain]}).encode()) as sent:
@@ -380,7 +389,7 @@ def test_codec_endpoint_leaves_a_payload_of_a_key_it_lacks_as_it_came(
 
 @pytest.mark.e2e
 def test_codec_endpoint_answers_the_web_ui_preflight_and_no_other_page(
-    server: UiDevServer, worker: Worker
+    ui_server: UiDevServer, ui_worker: Worker
 ) -> None:
     def preflight(origin: str) -> Any:
         # What a browser sends before the Web UI's POST with its JSON and X-Namespace.
@@ -389,10 +398,10 @@ def test_codec_endpoint_answers_the_web_ui_preflight_and_no_other_page(
             "Access-Control-Request-Method": "POST",
             "Access-Control-Request-Headers": "content-type,x-namespace",
         }
-        return request(f"http://localhost:{server.codec_port}/decode", headers)
+        return request(f"http://localhost:{ui_server.codec_port}/decode", headers)
 
-    with preflight(server.ui) as response:
-        assert response.headers["Access-Control-Allow-Origin"] == server.ui
+    with preflight(ui_server.ui) as response:
+        assert response.headers["Access-Control-Allow-Origin"] == ui_server.ui
         assert response.headers["Access-Control-Allow-Credentials"] == "true"
         allowed = response.headers["Access-Control-Allow-Headers"].lower()
         assert "content-type" in allowed
@@ -406,7 +415,7 @@ def test_codec_endpoint_answers_the_web_ui_preflight_and_no_other_page(
 
 @pytest.mark.e2e
 def test_web_ui_shows_the_decrypted_order_in_chromium(
-    server: UiDevServer, delivered: tuple[str, str], tmp_path: Path
+    ui_server: UiDevServer, delivered: tuple[str, str], tmp_path: Path
 ) -> None:
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
     if chromium is None:
@@ -417,7 +426,7 @@ def test_web_ui_shows_the_decrypted_order_in_chromium(
         f"--user-data-dir={tmp_path / 'chromium'}",
         # Time for the page to load the history and have the codec server decrypt it.
         "--dump-dom", "--virtual-time-budget=15000",
-        f"{server.ui}/namespaces/default/workflows/{order_id}",
+        f"{ui_server.ui}/namespaces/default/workflows/{order_id}",
     ]  # fmt: skip
     browser = subprocess.Popen(
         command,
@@ -438,58 +447,123 @@ def test_web_ui_shows_the_decrypted_order_in_chromium(
 
 
 @pytest.mark.e2e
-def test_order_placed_before_a_key_rotation_completes(server: UiDevServer, tmp_path: Path) -> None:
+async def test_order_placed_before_a_key_rotation_completes(
+    ui_server: UiDevServer, tmp_path: Path
+) -> None:
     keys = tmp_path / "order.keys"
     subprocess.run(
         ["bash", "-c", '(umask 077 && openssl rand -base64 32 > "$KEYS")'],
         env={**os.environ, "KEYS": str(keys)},
         check=True,
     )
-    env = script_env(
-        server,
+    ui_env = script_env(
+        ui_server,
         tmp_path,
         ORDER_TASK_QUEUE=f"rotate-{uuid.uuid4().hex[:6]}",
         ORDER_ENCRYPTION_KEY_FILE=str(keys),
     )
     order_id = new_order_id("codec")
-    with running_worker(env, tmp_path / "worker.log", "--codec-port", "0"):
+    with running_worker(ui_env, tmp_path / "worker.log", "--codec-port", "0"):
         placed = run_script(
             "starter.py", EXPIRY, "--customer", CUSTOMER, "--approval-timeout", "600",
-            "--order-id", order_id, "--no-wait", env=env,
+            "--order-id", order_id, "--no-wait", env=ui_env,
         )  # fmt: skip
         assert placed.returncode == 0, placed
-        subprocess.run(["bash", "-c", ROTATE], env={**env, "KEYS": str(keys)}, check=True)
+        subprocess.run(["bash", "-c", ROTATE], env={**ui_env, "KEYS": str(keys)}, check=True)
         # The approval is encrypted with the new key, which the worker has not seen yet.
-        approved = run_script("approve.py", order_id, env=env)
+        approved = run_script("approve.py", order_id, env=ui_env)
         assert approved.returncode == 0, approved
-        status = wait_for_delivery(env, order_id)
+        status = await eventually(
+            status_saying(ui_env, order_id, f"Order {order_id} delivered."), "the delivery"
+        )
     assert f"customer:      {CUSTOMER}" in status
-    payloads = assert_nothing_in_clear(history(server, order_id, "-o", "json"), *SECRETS)
+    payloads = assert_nothing_in_clear(history(ui_server, order_id, "-o", "json"), *SECRETS)
     assert len({metadata(p, KEY_ID) for p in payloads}) == 2
 
 
-def wait_for_delivery(env: dict[str, str], order_id: str) -> str:
-    """status.py's answer once the order is delivered."""
-    deadline = time.monotonic() + 60
-    while True:
-        status = run_script("status.py", order_id, env=env)
-        if f"Order {order_id} delivered." in status.stdout:
-            return status.stdout
-        assert time.monotonic() < deadline, status
-        time.sleep(0.5)
-
-
 @pytest.mark.e2e
-def test_unreadable_key_file_is_a_one_line_error(server: UiDevServer, tmp_path: Path) -> None:
-    env = script_env(
-        server,
+def test_unreadable_key_file_is_a_one_line_error(ui_server: UiDevServer, tmp_path: Path) -> None:
+    ui_env = script_env(
+        ui_server,
         tmp_path,
         ORDER_ENCRYPTION_KEY_FILE=str(tmp_path / "missing.keys"),
     )
     for script, args in (("status.py", ["some-order"]), ("worker.py", [])):
-        result = run_script(script, *args, env=env)
+        result = run_script(script, *args, env=ui_env)
         assert_one_line_error(result, "cannot read the encryption key file")
     (tmp_path / "bad.keys").write_text("not a key\n")
     (tmp_path / "bad.keys").chmod(0o600)
-    env["ORDER_ENCRYPTION_KEY_FILE"] = str(tmp_path / "bad.keys")
-    assert_one_line_error(run_script("status.py", "x", env=env), "line 1: not an AES-256 key")
+    ui_env["ORDER_ENCRYPTION_KEY_FILE"] = str(tmp_path / "bad.keys")
+    assert_one_line_error(run_script("status.py", "x", env=ui_env), "line 1: not an AES-256 key")
+
+
+# --- A key the worker lacks ----------------------------------------------------------------------
+
+
+async def wait_for_failed_workflow_task(server: DevServer, codec_port: int, order_id: str) -> None:
+    await eventually(
+        lambda: failed_workflow_tasks(server, codec_port, order_id) > 0,
+        f"a workflow task of {order_id} to fail",
+        DEADLINE_SECONDS,
+    )
+
+
+async def test_an_approval_in_a_key_the_worker_lacks_waits_for_that_key(
+    e2e_server: DevServer,
+    e2e_env: dict[str, str],
+    codec_port: int,
+    codec_worker: Worker,
+    tmp_path: Path,
+) -> None:
+    """A rotation that has not reached the worker's key file yet: the worker cannot tell such a
+    key from one that does not exist, so the order waits, and carries on once the key is there."""
+    worker_keys = Path(e2e_env["ORDER_DATA_DIR"]) / KEY_FILE_NAME
+    new_key = base64.b64encode(os.urandom(32)).decode()
+    rotated = tmp_path / "rotated.keys"
+    rotated.write_text(f"{new_key}\n{worker_keys.read_text()}")
+    rotated.chmod(0o600)
+    order_id = await waiting_order(e2e_server, e2e_env, codec_port)
+    log_start = len(codec_worker.output())
+
+    sent = run_script(
+        "approve.py", order_id, "checked", env=e2e_env | {"ORDER_ENCRYPTION_KEY_FILE": str(rotated)}
+    )
+    assert sent.returncode == 0, sent
+    assert sent.stdout.startswith(f"No worker took the approval of order {order_id} within 10 s")
+    await wait_for_failed_workflow_task(e2e_server, codec_port, order_id)
+    missing = f"a payload is encrypted with key {key_id(base64.b64decode(new_key))}, which is not"
+    log = codec_worker.output()[log_start:]
+    assert missing in log
+    assert "Traceback" not in log
+
+    with worker_keys.open("a") as keys:  # The rotation reaches the worker: no restart.
+        keys.write(f"{new_key}\n")
+    assert "UTC (checked)" in await eventually(
+        status_saying(e2e_env, order_id, "delivered"), "the expected status"
+    )
+    assert ledger(e2e_env, order_id) == f"{order_id}: 1 charge, 1 reservation, 1 shipment, 1 e-mail"
+
+
+async def test_a_signal_forged_in_a_key_nobody_has_is_dropped_by_a_reset(
+    e2e_server: DevServer, e2e_env: dict[str, str], codec_port: int, codec_worker: Worker
+) -> None:
+    """The README's remedy for the one message that can stop an order: reset it to before the
+    message, leaving signals out, and decide it again."""
+    order_id = await waiting_order(e2e_server, e2e_env, codec_port)
+    temporal_cli.signal(
+        e2e_server, None, order_id, "approve_order",
+        "--input-meta", "encoding=binary/encrypted",
+        "--input-meta", "encryption-key-id=0123456789abcdef",
+        "-i", "{}",
+    )  # fmt: skip
+    await wait_for_failed_workflow_task(e2e_server, codec_port, order_id)
+
+    reset = temporal(
+        e2e_server, codec_port, "workflow", "reset", "-w", order_id, "--type", "LastWorkflowTask",
+        "--reapply-exclude", "Signal", "--reason", "drop a forged signal", "--yes",
+    )  # fmt: skip
+    assert reset.returncode == 0, reset
+    await eventually(status_saying(e2e_env, order_id, "awaiting approval"), "awaiting approval")
+    assert run_script("approve.py", order_id, env=e2e_env).returncode == 0
+    await eventually(status_saying(e2e_env, order_id, "delivered"), "delivered")
+    assert ledger(e2e_env, order_id) == f"{order_id}: 1 charge, 1 reservation, 1 shipment, 1 e-mail"

@@ -11,7 +11,7 @@ import subprocess
 import threading
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import pytest
@@ -32,8 +32,8 @@ from harness.processes import (
     free_port,
     run_script,
     running_worker,
-    says,
     script_env,
+    status_saying,
 )
 from local.errors import UserError
 from payloads import codec_server
@@ -260,22 +260,59 @@ def test_too_many_payloads_in_one_request_are_refused(codec: EncryptionCodec) ->
         assert post(port, many)[0] == 413
 
 
-def test_a_slow_loris_holds_no_more_than_the_cap_and_lets_go_after_the_timeout(
+async def test_a_slow_loris_holds_no_more_than_the_cap_and_lets_go_after_the_timeout(
     codec: EncryptionCodec, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(codec_server, "MAX_CONNECTIONS", 4)
-    monkeypatch.setattr(codec_server._Handler, "timeout", 1)
-    threads_before = threading.active_count()
-    with serving(codec) as port:
-        # Half-sent requests, as a slow-loris sends them, never finished.
-        held = [socket.create_connection(("127.0.0.1", port)) for _ in range(40)]
-        for sock in held:
+    cap, timeout = 4, 6
+    monkeypatch.setattr(codec_server, "MAX_CONNECTIONS", cap)
+    monkeypatch.setattr(codec_server._Handler, "timeout", timeout)
+    with serving(codec) as port, ExitStack() as stack:
+        threads_before = set(threading.enumerate())
+        # Half-sent requests, as a slow-loris sends them, never finished: far more than the cap
+        # and the server's accept backlog (5) together.
+        loris = [
+            stack.enter_context(socket.create_connection(("127.0.0.1", port), timeout=10))
+            for _ in range(4 * cap)
+        ]
+        for sock in loris:
             sock.sendall(b"POST /decode HTTP/1.1\r\nHost: ")
-        # The server's own thread, and one per connection up to the cap; the rest are closed.
-        assert threading.active_count() <= threads_before + 1 + 4
-        eventually(lambda: _answers(port), "the codec server to answer again", timeout=30)
-        for sock in held:
-            sock.close()
+            sock.setblocking(False)
+        closed: set[socket.socket] = set()
+
+        def closed_now() -> set[socket.socket]:
+            closed.update(sock for sock in loris if sock not in closed and _closed_by_server(sock))
+            return closed
+
+        # At once: well before the timeout would close them anyway.
+        await eventually(
+            lambda: len(closed_now()) >= len(loris) - cap,
+            "the connections beyond the cap to be closed",
+            within=timeout / 2,
+        )
+        assert len(closed_now()) == len(loris) - cap
+        assert len(_handler_threads(threads_before)) == cap
+        await eventually(
+            lambda: len(closed_now()) == len(loris),
+            "the held connections to be let go after the timeout",
+            within=10 * timeout,
+        )
+        await eventually(lambda: _answers(port), "the codec server to answer again", within=30)
+
+
+def _closed_by_server(sock: socket.socket) -> bool:
+    """Whether the server has closed this connection (it sends nothing else to a slow-loris)."""
+    try:
+        return sock.recv(1) == b""
+    except BlockingIOError:  # Still open, nothing to read.
+        return False
+    except ConnectionResetError:  # Closed with the request unread.
+        return True
+
+
+def _handler_threads(threads_before: set[threading.Thread]) -> set[threading.Thread]:
+    """The threads started since `threads_before`, taken once the codec server was serving: its
+    threads that handle a connection each."""
+    return set(threading.enumerate()) - threads_before
 
 
 def _answers(port: int) -> bool:
@@ -289,7 +326,7 @@ def test_log_lines_are_short_and_escaped_and_bodies_hold_no_exception_text(
     codec: EncryptionCodec, caplog: pytest.LogCaptureFixture
 ) -> None:
     injected = b"not json\nFAKE 12:00:00 Order forged: delivered\n" + b"x" * 100_000
-    with serving(codec) as port, caplog.at_level(logging.WARNING, logger="codec_server"):
+    with serving(codec) as port, caplog.at_level(logging.WARNING, logger=codec_server.logger.name):
         status, body = post(port, injected)
     assert status == 400
     assert body == b"not Temporal payloads JSON\n"
@@ -299,14 +336,21 @@ def test_log_lines_are_short_and_escaped_and_bodies_hold_no_exception_text(
     assert len(line) < 200
 
 
-def test_a_client_that_goes_away_leaves_nothing_in_the_log(
+async def test_a_client_that_goes_away_leaves_nothing_in_the_log(
     codec: EncryptionCodec, caplog: pytest.LogCaptureFixture
 ) -> None:
-    with serving(codec) as port, caplog.at_level(logging.DEBUG, logger="codec_server"):
+    with serving(codec) as port, caplog.at_level(logging.DEBUG, logger=codec_server.logger.name):
+        threads_before = set(threading.enumerate())
         for _ in range(5):
             with socket.create_connection(("127.0.0.1", port)) as sock:
                 sock.sendall(head(port, "Content-Type: application/json").encode() + b"{")
-        eventually(lambda: _answers(port), "the codec server to answer")
+        await eventually(lambda: _answers(port), "the codec server to answer")
+        # Whatever the server would log of those connections, it has logged once it is done.
+        await eventually(
+            lambda: not _handler_threads(threads_before),
+            "the codec server to be done with every connection",
+            within=30,
+        )
     assert caplog.records == []
 
 
@@ -464,102 +508,185 @@ PERSONAL = (CUSTOMER, ADDRESS, EXPIRY, EXPIRED, BLOCKED, "zelda", "Cipher Row")
 
 @pytest.mark.e2e
 def test_a_worker_on_a_squatted_port_says_so_and_does_not_start(
-    server: DevServer, tmp_path: Path
+    e2e_server: DevServer, tmp_path: Path
 ) -> None:
     with socket.socket() as squatter:
         squatter.bind(("127.0.0.1", 0))
         squatter.listen()
         port = squatter.getsockname()[1]
         refused = run_script(
-            "worker.py", "--codec-port", str(port), env=script_env(server, tmp_path), timeout=60
+            "worker.py", "--codec-port", str(port), env=script_env(e2e_server, tmp_path), timeout=60
         )
     assert_one_line_error(refused, f"localhost:{port} is taken")
 
 
 @pytest.mark.e2e
 def test_token_mode_decrypts_for_the_cli_with_the_token_only(
-    server: DevServer, tmp_path: Path
+    e2e_server: DevServer, tmp_path: Path
 ) -> None:
-    env = script_env(server, tmp_path, ORDER_TASK_QUEUE=f"token-{uuid.uuid4().hex[:6]}")
-    port, order_id = free_port(), new_order_id("token")
+    e2e_env = script_env(e2e_server, tmp_path, ORDER_TASK_QUEUE=f"token-{uuid.uuid4().hex[:6]}")
+    port = free_port()
     with running_worker(
-        env, tmp_path / "worker.log", "--codec-port", str(port), "--codec-auth", "token"
-    ) as worker:
-        placed = run_script(
-            "starter.py", EXPIRY, "--customer", CUSTOMER, "--approval-threshold", "100000",
-            "--order-id", order_id, env=env,
-        )  # fmt: skip
-        assert placed.returncode == 0, placed
+        e2e_env, tmp_path / "worker.log", "--codec-port", str(port), "--codec-auth", "token"
+    ) as e2e_worker:
+        order_id = place_order(e2e_env, "token")
         token = (tmp_path / "codec.token").read_text().strip()
-        assert f'--codec-auth "Bearer $(cat {tmp_path / "codec.token"})"' in worker.output()
+        assert f'--codec-auth "Bearer $(cat {tmp_path / "codec.token"})"' in e2e_worker.output()
 
-        def show(*auth: str) -> str:
-            return subprocess_run(
-                [str(TEMPORAL_CLI), "workflow", "show", "--address", server.address,
-                 "-w", order_id, "--detailed", "--codec-endpoint", f"http://localhost:{port}",
-                 *auth]
-            )  # fmt: skip
-
-        assert f"customer: {CUSTOMER}" in show("--codec-auth", f"Bearer {token}")
-        assert CUSTOMER not in show("--codec-auth", "Bearer totally-invalid")
-
-
-def subprocess_run(command: list[str]) -> str:
-    return subprocess.run(command, capture_output=True, text=True, timeout=120).stdout
+        log_start = len(e2e_worker.output())
+        wrong = show_decoded(e2e_server, order_id, port, "Bearer totally-invalid")
+        assert_refused_by_the_codec_server(
+            wrong, e2e_worker.output()[log_start:], "401: the codec token is missing or wrong"
+        )
+        right = show_decoded(e2e_server, order_id, port, f"Bearer {token}")
+        assert right.returncode == 0, right
+        assert f"customer: {CUSTOMER}" in right.stdout
 
 
 @pytest.mark.e2e
-def test_no_customer_data_reaches_the_worker_log_in_any_scenario(
-    server: DevServer, tmp_path: Path
+def test_oidc_mode_decrypts_for_the_cli_of_a_listed_user_only(
+    e2e_server: DevServer, issuer: Issuer, tmp_path: Path
 ) -> None:
-    env = script_env(server, tmp_path, ORDER_TASK_QUEUE=f"pii-{uuid.uuid4().hex[:6]}")
+    e2e_env = script_env(e2e_server, tmp_path, ORDER_TASK_QUEUE=f"oidc-{uuid.uuid4().hex[:6]}")
+    port = free_port()
+    with running_worker(
+        e2e_env, tmp_path / "worker.log", "--codec-port", str(port), "--codec-auth", "oidc",
+        "--oidc-issuer", issuer.url, "--oidc-audience", AUDIENCE,
+        "--codec-allow", "grace@example.com",
+    ) as e2e_worker:  # fmt: skip
+        order_id = place_order(e2e_env, "oidc")
+
+        log_start = len(e2e_worker.output())
+        not_listed = f"Bearer {issuer.token('mallory@example.com')}"
+        refused = show_decoded(e2e_server, order_id, port, not_listed)
+        assert_refused_by_the_codec_server(
+            refused, e2e_worker.output()[log_start:], "403: this user may not read orders"
+        )
+        listed = f"Bearer {issuer.token('grace@example.com')}"
+        grace = show_decoded(e2e_server, order_id, port, listed)
+        assert grace.returncode == 0, grace
+        assert f"customer: {CUSTOMER}" in grace.stdout
+
+
+@pytest.mark.e2e
+def test_oidc_mode_with_an_unreachable_issuer_is_a_one_line_error(
+    e2e_server: DevServer, tmp_path: Path
+) -> None:
+    unreachable = f"http://127.0.0.1:{free_port()}"
+    refused = run_script(
+        "worker.py", "--codec-port", str(free_port()), "--codec-auth", "oidc",
+        "--oidc-issuer", unreachable, "--oidc-audience", AUDIENCE,
+        "--codec-allow", "grace@example.com",
+        env=script_env(e2e_server, tmp_path), timeout=60,
+    )  # fmt: skip
+    assert_one_line_error(refused, unreachable)
+    assert "Worker polling" not in refused.stdout
+
+
+def place_order(env: dict[str, str], prefix: str) -> str:
+    """Places an order of CUSTOMER's that needs no approval; returns its ID."""
+    order_id = new_order_id(prefix)
+    placed = run_script(
+        "starter.py", EXPIRY, "--customer", CUSTOMER, "--approval-threshold", "100000",
+        "--order-id", order_id, env=env,
+    )  # fmt: skip
+    assert placed.returncode == 0, placed
+    return order_id
+
+
+def show_decoded(
+    server: DevServer, order_id: str, codec_port: int, authorization: str
+) -> subprocess.CompletedProcess[str]:
+    """`temporal workflow show` of the order, decoded by the codec server on `codec_port`."""
+    return temporal_cli(
+        "workflow", "show", "--address", server.address, "-w", order_id, "--detailed",
+        "--codec-endpoint", f"http://localhost:{codec_port}", "--codec-auth", authorization,
+    )  # fmt: skip
+
+
+def assert_refused_by_the_codec_server(
+    shown: subprocess.CompletedProcess[str], worker_log: str, refusal: str
+) -> None:
+    """The CLI showed none of the order, because the codec server refused each of its requests
+    with `refusal` (status and reason), as the worker's log says: it neither decoded nor failed."""
+    assert shown.returncode == 1, shown
+    assert shown.stderr.startswith("Error: displaying history failed"), shown
+    assert CUSTOMER not in shown.stdout + shown.stderr
+    lines = [line for line in worker_log.splitlines() if "Codec server: " in line]
+    assert lines, worker_log
+    for line in lines:
+        assert line.endswith(f"Codec server: refused a request ({refusal})"), line
+
+
+def temporal_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    """The official CLI, with what it printed and its exit code."""
+    return subprocess.run(
+        [str(TEMPORAL_CLI), *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        stdin=subprocess.DEVNULL,
+    )
+
+
+@pytest.mark.e2e
+async def test_no_customer_data_reaches_the_worker_log_in_any_scenario(
+    e2e_server: DevServer, tmp_path: Path
+) -> None:
+    e2e_env = script_env(e2e_server, tmp_path, ORDER_TASK_QUEUE=f"pii-{uuid.uuid4().hex[:6]}")
     order = ("--customer", CUSTOMER, "--address", ADDRESS)
     log = tmp_path / "worker.log"
-    with running_worker(env, log):
-        happy = run_script("starter.py", EXPIRY, *order, "--approval-threshold", "100000", env=env)
+    with running_worker(e2e_env, log):
+        happy = run_script(
+            "starter.py", EXPIRY, *order, "--approval-threshold", "100000", env=e2e_env
+        )
         assert happy.returncode == 0, happy
         downtime = run_script(
             "starter.py", EXPIRY, *order, "--inventory-down", "--approval-threshold", "100000",
-            env=env,
+            env=e2e_env,
         )  # fmt: skip
         assert downtime.returncode == 0, downtime
-        expired = run_script("starter.py", EXPIRED, *order, env=env)
+        expired = run_script("starter.py", EXPIRED, *order, env=e2e_env)
         assert expired.returncode == 1, expired
-        denied = run_script("starter.py", EXPIRY, "--customer", BLOCKED, env=env)
+        denied = run_script("starter.py", EXPIRY, "--customer", BLOCKED, env=e2e_env)
         assert denied.returncode == 1, denied
-        expires = run_script("starter.py", EXPIRY, *order, "--approval-timeout", "1", env=env)
+        expires = run_script("starter.py", EXPIRY, *order, "--approval-timeout", "1", env=e2e_env)
         assert expires.returncode == 1, expires
         decided = {}
         for decision in ("approve", "reject", "cancel"):
             order_id = new_order_id("pii")
             placed = run_script(
-                "starter.py", EXPIRY, *order, "--order-id", order_id, "--no-wait", env=env
+                "starter.py", EXPIRY, *order, "--order-id", order_id, "--no-wait", env=e2e_env
             )
             assert placed.returncode == 0, placed
             decided[decision] = order_id
         note = f"phoned {CUSTOMER} at {ADDRESS}"
-        assert run_script("approve.py", decided["approve"], note, env=env).returncode == 0
-        assert run_script("approve.py", decided["approve"], note, env=env).returncode == 1
+        assert run_script("approve.py", decided["approve"], note, env=e2e_env).returncode == 0
+        assert run_script("approve.py", decided["approve"], note, env=e2e_env).returncode == 1
         assert (
-            run_script("approve.py", decided["reject"], "--reject", note, env=env).returncode == 0
+            run_script("approve.py", decided["reject"], "--reject", note, env=e2e_env).returncode
+            == 0
         )
-        assert run_script("cancel.py", decided["cancel"], note, env=env).returncode == 0
+        assert run_script("cancel.py", decided["cancel"], note, env=e2e_env).returncode == 0
         # An invalid order as the CLI can send it, in clear, which the workflow refuses.
         invalid = new_order_id("pii")
-        started = subprocess_run(
-            [str(TEMPORAL_CLI), "workflow", "start", "--address", server.address,
-             "--task-queue", env["ORDER_TASK_QUEUE"], "--type", "OrderWorkflow", "-w", invalid,
-             "--input", json.dumps({"customer": CUSTOMER, "shipping_address": ADDRESS,
-                                    "card_expiry": "13/38", "items": []})]
+        started = temporal_cli(
+            "workflow", "start", "--address", e2e_server.address,
+            "--task-queue", e2e_env["ORDER_TASK_QUEUE"], "--type", "OrderWorkflow", "-w", invalid,
+            "--input", json.dumps({"customer": CUSTOMER, "shipping_address": ADDRESS,
+                                   "card_expiry": "13/38", "items": []}),
         )  # fmt: skip
-        assert invalid in started
+        assert started.returncode == 0, started
+        assert invalid in started.stdout
         for order_id, ended in ((decided["approve"], "delivered"), (invalid, "failed")):
-            eventually(says(env, order_id, ended), f"order {order_id} to be {ended}")
-    with running_worker(env, tmp_path / "buggy.log", "--workflow-bug") as buggy:
+            await eventually(
+                status_saying(e2e_env, order_id, ended), f"order {order_id} to be {ended}"
+            )
+    with running_worker(e2e_env, tmp_path / "buggy.log", "--workflow-bug") as buggy:
         order_id = new_order_id("pii")
-        run_script("starter.py", EXPIRY, *order, "--order-id", order_id, "--no-wait", env=env)
-        assert run_script("approve.py", order_id, env=env).returncode == 0
-        eventually(lambda: "workflow bug!" in buggy.output(), "the bug to show in the log")
+        run_script("starter.py", EXPIRY, *order, "--order-id", order_id, "--no-wait", env=e2e_env)
+        assert run_script("approve.py", order_id, env=e2e_env).returncode == 0
+        await eventually(lambda: "workflow bug!" in buggy.output(), "the bug to show in the log")
     lines = (log.read_text() + (tmp_path / "buggy.log").read_text()).splitlines()
     assert len(lines) > 40
     for line in lines:

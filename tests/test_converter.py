@@ -1,5 +1,5 @@
-"""The boundary: what any client may send, read by the worker's converter as OrderWorkflow's
-handlers take it. Each case is JSON as a client sends it, never a Python object."""
+"""The boundary, as the worker's payload converter holds it: what any client may send, read as
+OrderWorkflow's handlers take it. Each case is JSON as a client sends it, never a Python object."""
 
 import json
 from typing import Any

@@ -15,7 +15,6 @@ from support.orders import (
     failure_of,
     order_worker,
     place,
-    poll,
     reach,
     result_of,
     until_reached,
@@ -30,6 +29,7 @@ from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.testing import WorkflowEnvironment
 
 from command_line.exit import EXIT_OK
+from harness.processes import eventually
 from observability.search_attributes import ORDER_STEP, ORDER_TOTAL_CENTS, orders_awaiting_approval
 from orders.decision_update import decide_all_waiting
 from shared import (
@@ -295,7 +295,9 @@ async def test_an_order_is_listed_by_its_step_and_total(
         async def listed_ids() -> list[str] | None:
             return ids if (ids := await listed(dev_server_env, query)) else None
 
-        assert await poll(listed_ids, "the order in the list of waiting orders") == [handle.id]
+        assert await eventually(listed_ids, "the order in the list of waiting orders") == [
+            handle.id
+        ]
         await handle.execute_update(OrderWorkflow.approve, ApproveOrder(by="alice"))
         await result_of(handle)
         done = (await handle.describe()).typed_search_attributes
@@ -345,7 +347,7 @@ async def test_bulk_approval_decides_only_orders_that_await_approval(
             ids = await listed(dev_server_env, orders_awaiting_approval(task_queue))
             return True if ids == [waiting.id] else None
 
-        await poll(only_the_waiting_one_listed, "the waiting order, and it alone, listed")
+        await eventually(only_the_waiting_one_listed, "the waiting order, and it alone, listed")
         code = await decide_all_waiting(dev_server_env.client, task_queue, ApproveOrder(by="alice"))
         still_charging = await charging.query(OrderWorkflow.get_status)
         services.let_through.set()
@@ -374,7 +376,7 @@ async def test_bulk_approval_reports_an_order_that_moved_on_and_still_succeeds(
             return ids if (ids := await listed(dev_server_env, query)) else None
 
         query = orders_awaiting_approval(task_queue)
-        await poll(listed_ids, "the order in the list of waiting orders")
+        await eventually(listed_ids, "the order in the list of waiting orders")
         config = dev_server_env.client.config()
         config["interceptors"] = [AnotherDecisionFirst(dev_server_env.client)]
         code = await decide_all_waiting(

@@ -17,15 +17,14 @@ from support.durability import (
     repeated_requests,
     retried_activities,
     sigkill,
-    wait_for,
     workers,
 )
-from support.scripts import new_order_id
+from support.scripts import VALID_CARD, new_order_id
 from temporalio.client import Client
 
 from activities import PackingCheckpoint
 from command_line.connection import data_converter
-from harness.processes import DevServer, run_script, script_env
+from harness.processes import DevServer, eventually, run_script, script_env
 from shared import ApprovalState, LineItem, Order, OrderStep
 from shop.rules import CATALOG
 from workflow import OrderWorkflow
@@ -40,7 +39,7 @@ ONE_OF_EACH = Counter({"charge": 1, "reservation": 1, "shipment": 1, "e-mail": 1
 
 
 @pytest.fixture
-def server() -> Iterator[DevServer]:
+def fresh_server() -> Iterator[DevServer]:
     dev_server = DevServer()
     dev_server.start()
     try:
@@ -70,17 +69,17 @@ async def packing_checkpoint(client: Client, order_id: str) -> PackingCheckpoint
 
 
 async def test_activity_worker_killed_mid_packing_resumes_from_checkpoint(
-    server: DevServer, tmp_path: Path, task_queue: str
+    fresh_server: DevServer, tmp_path: Path, task_queue: str
 ) -> None:
     ledger = tmp_path / "ledger.sqlite3"
     env = script_env(
-        server,
+        fresh_server,
         tmp_path,
         ORDER_TASK_QUEUE=task_queue,
         ORDER_LEDGER=str(ledger),
         ORDER_PACK_DELAY=str(PACK_SECONDS_PER_UNIT),
     )
-    client = await Client.connect(server.address, data_converter=data_converter(tmp_path))
+    client = await Client.connect(fresh_server.address, data_converter=data_converter(tmp_path))
     order_id = new_order_id("durable")
 
     def units_packed() -> int:
@@ -93,7 +92,7 @@ async def test_activity_worker_killed_mid_packing_resumes_from_checkpoint(
         placed_at = time.monotonic()
         placed = await asyncio.to_thread(
             run_script,
-            "starter.py", "12/30", "--item", f"MUG:{PACK_UNITS}", "--pack",
+            "starter.py", VALID_CARD, "--item", f"MUG:{PACK_UNITS}", "--pack",
             "--approval-threshold", "100000", "--order-id", order_id, "--no-wait",
             env=env,
         )  # fmt: skip
@@ -107,7 +106,7 @@ async def test_activity_worker_killed_mid_packing_resumes_from_checkpoint(
             packed = units_packed()
             return checkpoint is not None and 0 < checkpoint.units_packed < packed < PACK_UNITS
 
-        await wait_for(between_checkpoints, PATIENCE, "packing past a checkpoint, units to go")
+        await eventually(between_checkpoints, "packing past a checkpoint, units to go", PATIENCE)
         killed_at = await sigkill(packer)
         packed_at_kill = units_packed()
         checkpoint = await packing_checkpoint(client, order_id)
@@ -124,7 +123,7 @@ async def test_activity_worker_killed_mid_packing_resumes_from_checkpoint(
         async def resumed() -> re.Match[str] | None:
             return resume_line.search(restarted.output())
 
-        resume = await wait_for(resumed, PATIENCE, "the restarted worker resumes packing")
+        resume = await eventually(resumed, "the restarted worker resumes packing", PATIENCE)
         recovered_after = time.monotonic() - killed_at
         result = await asyncio.wait_for(
             client.get_workflow_handle_for(OrderWorkflow.run, order_id).result(), PATIENCE
@@ -180,22 +179,22 @@ def kill_points(rng: random.Random, total_effects: int) -> list[int]:
 
 
 async def test_worker_killed_repeatedly_under_load_every_order_completes_once(
-    server: DevServer, tmp_path: Path, task_queue: str
+    fresh_server: DevServer, tmp_path: Path, task_queue: str
 ) -> None:
     ledger = tmp_path / "ledger.sqlite3"
     env = script_env(
-        server,
+        fresh_server,
         tmp_path,
         ORDER_TASK_QUEUE=task_queue,
         ORDER_LEDGER=str(ledger),
         ORDER_SERVICE_DELAY=str(SERVICE_SECONDS),
     )
-    client = await Client.connect(server.address, data_converter=data_converter(tmp_path))
+    client = await Client.connect(fresh_server.address, data_converter=data_converter(tmp_path))
     order = Order(
         customer="ada@example.com",
         items=[LineItem(sku="MUG", quantity=1, unit_price_cents=CATALOG["MUG"])],
         shipping_address="1 Main Street, Springfield",
-        card_expiry="12/30",
+        card_expiry=VALID_CARD,
         approval_threshold_cents=100_000_00,  # Above the total: no approval to wait for.
     )
     points = kill_points(random.Random(KILL_SEED), ORDERS_IN_FLIGHT * sum(ONE_OF_EACH.values()))
@@ -225,10 +224,10 @@ async def test_worker_killed_repeatedly_under_load_every_order_completes_once(
         at_kills: list[tuple[int, int]] = []
         recoveries: list[float] = []
         for point in points:
-            await wait_for(
+            await eventually(
                 partial(progressed, progress(), point),
-                PATIENCE,
                 f"{point} effects in the ledger",
+                PATIENCE,
                 KILL_POLL_SECONDS,
             )
             killed_at = await sigkill(worker)
@@ -236,7 +235,7 @@ async def test_worker_killed_repeatedly_under_load_every_order_completes_once(
             completed = sum(e.kind == "e-mail" for e in read_ledger(ledger))
             at_kills.append((at_kill[0], completed))
             worker = await pool.start("worker")
-            await wait_for(partial(progressed, at_kill), PATIENCE, "progress after the restart")
+            await eventually(partial(progressed, at_kill), "progress after the restart", PATIENCE)
             recoveries.append(time.monotonic() - killed_at)
         try:
             results = await asyncio.wait_for(
@@ -293,7 +292,7 @@ async def test_server_restarted_while_orders_await_approval_loses_none(
             for order_id in order_ids:
                 placed = await asyncio.to_thread(
                     run_script,
-                    "starter.py", "12/30", "--approval-timeout", "600", "--order-id", order_id,
+                    "starter.py", VALID_CARD, "--approval-timeout", "600", "--order-id", order_id,
                     "--no-wait",
                     env=env,
                 )  # fmt: skip
@@ -308,7 +307,7 @@ async def test_server_restarted_while_orders_await_approval_loses_none(
                         return False
                 return True
 
-            await wait_for(all_awaiting_approval, PATIENCE, "every order awaits approval")
+            await eventually(all_awaiting_approval, "every order awaits approval", PATIENCE)
 
             # Down until the worker notices: its polls fail, and it keeps retrying them.
             stopped_at = time.monotonic()
@@ -317,7 +316,7 @@ async def test_server_restarted_while_orders_await_approval_loses_none(
             async def worker_noticed() -> bool:
                 return POLL_RETRIED.search(worker.output()) is not None
 
-            await wait_for(worker_noticed, PATIENCE, "the worker notices the server is gone")
+            await eventually(worker_noticed, "the worker notices the server is gone", PATIENCE)
             noticed_after = time.monotonic() - stopped_at
             server = DevServer(db_file=database, port=server.port)
             await asyncio.to_thread(server.start)

@@ -20,10 +20,9 @@ from support.inbox import (
     place_from_form,
     running_inbox,
 )
-from support.orders import poll
 from temporalio.client import Client
 
-from harness.processes import DevServer, Worker, running_worker, script_env
+from harness.processes import DevServer, Worker, eventually, script_env
 
 pytestmark = [
     pytest.mark.e2e,
@@ -36,18 +35,10 @@ ORDER_MILLISECONDS = ORDER_SECONDS * 1000
 
 
 @pytest.fixture(scope="module")
-def worker(env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[Worker]:
-    """./worker.py, without its codec server, whose default port may be someone else's."""
-    log = tmp_path_factory.mktemp("logs") / "worker.log"
-    with running_worker(env, log, "--codec-port", "0") as running:
-        yield running
-
-
-@pytest.fixture(scope="module")
 def inbox(
-    env: dict[str, str], worker: Worker, tmp_path_factory: pytest.TempPathFactory
+    e2e_env: dict[str, str], e2e_worker: Worker, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[str]:
-    with running_inbox(env, tmp_path_factory.mktemp("logs") / "inbox.log") as address:
+    with running_inbox(e2e_env, tmp_path_factory.mktemp("logs") / "inbox.log") as address:
         yield address
 
 
@@ -80,7 +71,7 @@ async def test_an_order_placed_from_the_form_answers_with_its_payment(
 
 
 async def test_an_approved_order_leaves_the_inbox_and_is_delivered_once(
-    browser: Browser, inbox: str, env: dict[str, str], tmp_path: Path
+    browser: Browser, inbox: str, e2e_env: dict[str, str], tmp_path: Path
 ) -> None:
     async with browsing(browser, inbox, tmp_path, "alice") as page:
         order_id = await place_from_form(page)
@@ -104,7 +95,7 @@ async def test_an_approved_order_leaves_the_inbox_and_is_delivered_once(
         await expect(
             page.get_by_text("Too late to cancel: the order was delivered.")
         ).to_be_visible()
-    assert ledger_kinds(env, order_id) == {
+    assert ledger_kinds(e2e_env, order_id) == {
         "charge": 1,
         "reservation": 1,
         "shipment": 1,
@@ -113,7 +104,7 @@ async def test_an_approved_order_leaves_the_inbox_and_is_delivered_once(
 
 
 async def test_a_rejected_order_needs_a_reason_and_is_refunded(
-    browser: Browser, inbox: str, env: dict[str, str], tmp_path: Path
+    browser: Browser, inbox: str, e2e_env: dict[str, str], tmp_path: Path
 ) -> None:
     async with browsing(browser, inbox, tmp_path, "bob") as page:
         order_id = await place_from_form(page)
@@ -136,7 +127,7 @@ async def test_a_rejected_order_needs_a_reason_and_is_refunded(
             timeout=ORDER_MILLISECONDS,
         )
         await expect(page.locator(".timeline")).to_contain_text("undone: refund payment")
-    assert ledger_kinds(env, order_id) == {"charge": 1, "refund": 1}
+    assert ledger_kinds(e2e_env, order_id) == {"charge": 1, "refund": 1}
 
 
 async def test_the_inbox_keeps_itself_current_without_a_reload(
@@ -170,7 +161,7 @@ async def test_the_inbox_keeps_itself_current_without_a_reload(
 
 
 async def test_an_order_cancelled_from_its_page_is_refunded_and_says_why_no_more(
-    browser: Browser, inbox: str, env: dict[str, str], tmp_path: Path
+    browser: Browser, inbox: str, e2e_env: dict[str, str], tmp_path: Path
 ) -> None:
     async with browsing(browser, inbox, tmp_path, "customer") as page:
         order_id = await place_from_form(page)
@@ -187,7 +178,7 @@ async def test_an_order_cancelled_from_its_page_is_refunded_and_says_why_no_more
             page.get_by_text("Nothing to cancel: the order ended (failed).")
         ).to_be_visible()
         await expect(page.locator(".timeline")).to_contain_text("cancel requested: changed my mind")
-    assert ledger_kinds(env, order_id) == {"charge": 1, "refund": 1}
+    assert ledger_kinds(e2e_env, order_id) == {"charge": 1, "refund": 1}
 
 
 async def test_two_approvers_at_once_one_wins_and_the_other_is_told_who(
@@ -224,10 +215,10 @@ async def test_two_approvers_at_once_one_wins_and_the_other_is_told_who(
 
 
 async def test_a_form_with_problems_shows_each_by_its_field_and_places_nothing(
-    browser: Browser, inbox: str, env: dict[str, str], tmp_path: Path
+    browser: Browser, inbox: str, e2e_env: dict[str, str], tmp_path: Path
 ) -> None:
-    queue = f"TaskQueue = '{env['ORDER_TASK_QUEUE']}'"
-    client = await Client.connect(env["TEMPORAL_ADDRESS"])
+    queue = f"TaskQueue = '{e2e_env['ORDER_TASK_QUEUE']}'"
+    client = await Client.connect(e2e_env["TEMPORAL_ADDRESS"])
     before = (await client.count_workflows(queue)).count
     async with browsing(browser, inbox, tmp_path, "placer") as page:
         await page.goto("/place")
@@ -249,7 +240,7 @@ async def test_a_form_with_problems_shows_each_by_its_field_and_places_nothing(
         count = (await client.count_workflows(queue)).count
         return count if count > before else None
 
-    assert await poll(counted, "the order placed after the refused form") == before + 1
+    assert await eventually(counted, "the order placed after the refused form") == before + 1
 
 
 async def test_a_post_from_another_site_without_the_token_changes_nothing(

@@ -52,6 +52,7 @@ def test_script_pins_are_the_dev_groups(script: Path) -> None:
         )
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("script", SCRIPT_FILES, ids=lambda path: path.name)
 def test_script_lock_is_current_and_agrees_with_the_tests_lock(script: Path) -> None:
     lockfile = script.with_name(f"{script.name}.lock")

@@ -1,7 +1,6 @@
 """The orders' metrics: once per order though every step replays, served by worker.py."""
 
 import re
-import time
 import urllib.request
 import uuid
 from collections import Counter
@@ -9,13 +8,22 @@ from pathlib import Path
 
 import pytest
 from support.orders import NO_APPROVAL, ORDER, changed, place
+from support.scripts import VALID_CARD
 from temporalio.client import Client, WorkflowFailureError
 from temporalio.runtime import MetricBuffer, Runtime, TelemetryConfig
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker as SdkWorker
 
 from activities import OrderActivities
-from harness.processes import DevServer, free_port, run_script, running_worker, script_env
+from harness.processes import (
+    DevServer,
+    eventually,
+    free_port,
+    run_script,
+    running_worker,
+    script_env,
+    status_saying,
+)
 from observability.metrics import APPROVAL_WAIT, COMPENSATIONS, ORDERS_COMPLETED, ORDERS_FAILED
 from payloads.converter import PLAIN
 from payloads.interceptor import OneArgumentPerMessage
@@ -78,8 +86,8 @@ async def test_each_order_counts_once_though_every_step_replays_its_history(
 
 
 @pytest.fixture
-def env(server: DevServer, tmp_path: Path) -> dict[str, str]:
-    return script_env(server, tmp_path, ORDER_TASK_QUEUE=f"metrics-{uuid.uuid4().hex[:6]}")
+def metrics_env(e2e_server: DevServer, tmp_path: Path) -> dict[str, str]:
+    return script_env(e2e_server, tmp_path, ORDER_TASK_QUEUE=f"metrics-{uuid.uuid4().hex[:6]}")
 
 
 def scrape(port: int) -> dict[str, float]:
@@ -101,35 +109,36 @@ def value(series: dict[str, float], name: str, **labels: str) -> float:
 
 
 @pytest.mark.e2e
-def test_worker_serves_the_sdk_series_and_the_orders_own(
-    env: dict[str, str], tmp_path: Path
+async def test_worker_serves_the_sdk_series_and_the_orders_own(
+    metrics_env: dict[str, str], tmp_path: Path
 ) -> None:
     port = free_port()
     metrics = ("--metrics-port", str(port), "--codec-port", "0")
-    with running_worker(env, tmp_path / "worker.log", *metrics) as worker:
+    with running_worker(metrics_env, tmp_path / "worker.log", *metrics) as worker:
         assert f"Metrics on http://127.0.0.1:{port}/metrics" in worker.output()
         order_id = f"metrics-{uuid.uuid4().hex[:8]}"
-        placed = run_script("starter.py", "12/30", "--order-id", order_id, "--no-wait", env=env)
+        placed = run_script(
+            "starter.py", VALID_CARD, "--order-id", order_id, "--no-wait", env=metrics_env
+        )
         assert placed.returncode == 0, placed
-        assert run_script("approve.py", order_id, env=env).returncode == 0
-        expired = run_script("starter.py", "12/23", env=env)
+        assert run_script("approve.py", order_id, env=metrics_env).returncode == 0
+        expired = run_script("starter.py", "12/23", env=metrics_env)
         assert expired.returncode == 1, expired
-        deadline = time.monotonic() + 60
-        while "delivered" not in run_script("status.py", order_id, env=env).stdout:
-            assert time.monotonic() < deadline, "the approved order was not delivered"
-            time.sleep(0.3)
+        await eventually(
+            status_saying(metrics_env, order_id, "delivered"), "the approved order to be delivered"
+        )
 
         series = scrape(port)
         assert value(series, "temporal_workflow_completed", workflow_type="OrderWorkflow") == 1
         assert value(series, "temporal_workflow_failed", workflow_type="OrderWorkflow") == 1
-        assert value(series, ORDERS_COMPLETED, task_queue=env["ORDER_TASK_QUEUE"]) == 1
+        assert value(series, ORDERS_COMPLETED, task_queue=metrics_env["ORDER_TASK_QUEUE"]) == 1
         assert value(series, ORDERS_FAILED, error_type="CardExpired") == 1
         # Seconds, in buckets up to the longest approval timeout (7 days).
         assert value(series, f"{APPROVAL_WAIT}_count", outcome="approved") == 1
         assert value(series, f"{APPROVAL_WAIT}_bucket", outcome="approved", le="604800") == 1
 
         # The port is taken now: a second worker says so in one line and does not start.
-        second = run_script("worker.py", *metrics, env=env)
+        second = run_script("worker.py", *metrics, env=metrics_env)
         assert second.returncode == 1, second
         assert second.stderr.startswith(f"error: cannot serve metrics on 127.0.0.1:{port}: ")
         assert "Traceback" not in second.stderr

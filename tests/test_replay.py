@@ -62,7 +62,6 @@ class OrderWorkflowWithNewFirstStep(OrderWorkflow):
         return await super().run(order)
 
 
-
 def test_every_recorded_history_is_replayed() -> None:
     assert sorted(path.stem for path in HISTORIES.glob("*.json")) == sorted(SCENARIOS)
 
@@ -79,7 +78,6 @@ async def test_replay_fails_for_a_nondeterministic_change() -> None:
     replayer = Replayer(workflows=[OrderWorkflowWithNewFirstStep], data_converter=PLAIN)
     with pytest.raises(workflow.NondeterminismError):
         await replayer.replay_workflow(recorded("happy_path"))
-
 
 
 @pytest.mark.parametrize("scenario", ["release1_awaiting_approval", "release1_delivered"])

@@ -1,6 +1,5 @@
 """The scripts, run through their shebangs against a real dev server, as the README tells users."""
 
-import os
 import re
 import signal
 import socket
@@ -10,8 +9,9 @@ import time
 import uuid
 from pathlib import Path
 
+import psutil  # type: ignore[import-untyped]
 import pytest
-from support.scripts import assert_one_line_error, new_order_id
+from support.scripts import VALID_CARD, assert_one_line_error, new_order_id
 
 from harness.processes import (
     SCRIPT_TIMEOUT,
@@ -19,60 +19,40 @@ from harness.processes import (
     TEMPORAL_CLI,
     DevServer,
     Worker,
+    eventually,
     free_port,
     run_script,
     running_worker,
     script_env,
+    start_script,
+    status_saying,
     wait_for_port,
 )
 
 pytestmark = pytest.mark.e2e
 
 
-def wait_for_output(process: subprocess.Popen[str], text: str, timeout: float = 120) -> str:
-    """Reads a running script's output line by line until `text` appears."""
-    assert process.stdout is not None
-    seen = ""
-    deadline = time.monotonic() + timeout
-    while text not in seen:
-        line = process.stdout.readline()
-        if not line and process.poll() is not None:
-            break
-        seen += line
-        assert time.monotonic() < deadline, seen
-    assert text in seen, seen
-    return seen
-
-
-def start_starter(env: dict[str, str], *args: str) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        ["./starter.py", *args],
-        cwd=SCRIPTS,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        stdin=subprocess.DEVNULL,
-        text=True,
-    )
-
-
-def test_happy_path_place_approve_deliver(env: dict[str, str], worker: Worker) -> None:
+async def test_happy_path_place_approve_deliver(
+    e2e_env: dict[str, str], e2e_worker: Worker, tmp_path: Path
+) -> None:
     order_id = new_order_id()
-    starter = start_starter(env, "12/30", "--order-id", order_id)
-    placed = wait_for_output(starter, "Waiting for the result")
+    starter = start_script(
+        "starter.py", "12/30", "--order-id", order_id, env=e2e_env, logs=tmp_path
+    )
+    placed = await starter.printed("Waiting for the result")
     # The early return: the payment's answer before anything else.
     assert placed.startswith(f"Charged $35.00 for order {order_id} (txn-"), placed
     assert f"; it waits 30 s for approval: ./approve.py {order_id}\n" in placed
     assert f"/namespaces/default/workflows/{order_id}" in placed
 
-    approved = run_script("approve.py", order_id, "looks good", "--by", "ann", env=env)
+    approved = run_script("approve.py", order_id, "looks good", "--by", "ann", env=e2e_env)
     assert approved.returncode == 0, approved
     assert re.fullmatch(
         rf"Approved order {order_id} by ann at \d\d:\d\d:\d\d UTC: looks good\n", approved.stdout
     ), approved
 
-    out, err = starter.communicate(timeout=120)
-    assert starter.returncode == 0, err
+    assert starter.finish() == 0, starter.errors()
+    out = starter.output()
     assert f"Order {order_id} delivered." in out
     for field in ("payment:       txn-", "reservation:   rsv-", "tracking:      trk-"):
         assert field in out
@@ -80,18 +60,18 @@ def test_happy_path_place_approve_deliver(env: dict[str, str], worker: Worker) -
 
 
 def test_api_downtime_is_ridden_out_and_logged_one_line_per_attempt(
-    env: dict[str, str], worker: Worker
+    e2e_env: dict[str, str], e2e_worker: Worker
 ) -> None:
     order_id = new_order_id()
-    log_start = len(worker.output())
+    log_start = len(e2e_worker.output())
     result = run_script(
-        "starter.py", "12/30", "--inventory-down", "--approval-threshold", "1000",
-        "--order-id", order_id, env=env,
+        "starter.py", VALID_CARD, "--inventory-down", "--approval-threshold", "1000",
+        "--order-id", order_id, env=e2e_env,
     )  # fmt: skip
 
     assert result.returncode == 0, result
     assert f"Order {order_id} delivered." in result.stdout
-    log = worker.output()[log_start:]
+    log = e2e_worker.output()[log_start:]
     for attempt in range(1, 5):
         assert (
             f"Order {order_id}: reserve_inventory failed (attempt {attempt}):"
@@ -100,8 +80,8 @@ def test_api_downtime_is_ridden_out_and_logged_one_line_per_attempt(
     assert "Traceback" not in log
 
 
-def test_expired_card_fails_at_once(env: dict[str, str], worker: Worker) -> None:
-    result = run_script("starter.py", "12/23", env=env)
+def test_expired_card_fails_at_once(e2e_env: dict[str, str], e2e_worker: Worker) -> None:
+    result = run_script("starter.py", "12/23", env=e2e_env)
     assert result.returncode == 1, result
     assert "failed: card expired 12/23" in result.stdout
     # The order never waits for approval, so the starter does not say it does.
@@ -110,19 +90,19 @@ def test_expired_card_fails_at_once(env: dict[str, str], worker: Worker) -> None
 
 
 @pytest.mark.parametrize("expiry", ["13/30", "00/30", "abc", "1230", "12/3", "12-30", ""])
-def test_malformed_expiry_is_usage_error(env: dict[str, str], expiry: str) -> None:
+def test_malformed_expiry_is_usage_error(e2e_env: dict[str, str], expiry: str) -> None:
     order_id = new_order_id()
-    result = run_script("starter.py", expiry, "--order-id", order_id, env=env)
+    result = run_script("starter.py", expiry, "--order-id", order_id, env=e2e_env)
     assert result.returncode == 2
     assert "usage: starter.py" in result.stderr
     assert "card expiry" in result.stderr
     assert "Traceback" not in result.stderr
     # Nothing was placed.
-    assert run_script("status.py", order_id, env=env).returncode == 1
+    assert run_script("status.py", order_id, env=e2e_env).returncode == 1
 
 
-def test_missing_expiry_is_usage_error(env: dict[str, str]) -> None:
-    result = run_script("starter.py", env=env)
+def test_missing_expiry_is_usage_error(e2e_env: dict[str, str]) -> None:
+    result = run_script("starter.py", env=e2e_env)
     assert result.returncode == 2
     assert "the following arguments are required: MM/YY" in result.stderr
 
@@ -130,42 +110,42 @@ def test_missing_expiry_is_usage_error(env: dict[str, str]) -> None:
 @pytest.mark.parametrize(
     ("script", "args", "message"),
     [
-        ("starter.py", ["12/30", "--item", "MUG"], "item must be SKU:QTY[:PRICE]"),
-        ("starter.py", ["12/30", "--item", "BOOK:1"], "a price for SKUs outside the catalogue"),
-        ("starter.py", ["12/30", "--item", "MUG:0"], "QTY >= 1"),
-        ("starter.py", ["12/30", "--approval-threshold", "ten"], "amount must be dollars"),
-        ("starter.py", ["12/30", "--approval-timeout", "0"], "must be a number of seconds"),
-        ("starter.py", ["12/30", "--approval-timeout", "inf"], "approval_timeout_seconds"),
+        ("starter.py", [VALID_CARD, "--item", "MUG"], "item must be SKU:QTY[:PRICE]"),
+        ("starter.py", [VALID_CARD, "--item", "BOOK:1"], "a price for SKUs outside the catalogue"),
+        ("starter.py", [VALID_CARD, "--item", "MUG:0"], "QTY >= 1"),
+        ("starter.py", [VALID_CARD, "--approval-threshold", "ten"], "amount must be dollars"),
+        ("starter.py", [VALID_CARD, "--approval-timeout", "0"], "must be a number of seconds"),
+        ("starter.py", [VALID_CARD, "--approval-timeout", "inf"], "approval_timeout_seconds"),
         (
             "starter.py",
-            ["12/30", "--item", "MUG:5000"],
+            [VALID_CARD, "--item", "MUG:5000"],
             "items[0].quantity: Input should be less than or equal to 1000",
         ),
         (
             "schedule.py",
-            ["create", "12/30", "--approval-timeout", "1e9"],
+            ["create", VALID_CARD, "--approval-timeout", "1e9"],
             "less than or equal to 604800",
         ),
-        ("starter.py", ["12/30", "--small", "--large"], "not allowed with argument"),
+        ("starter.py", [VALID_CARD, "--small", "--large"], "not allowed with argument"),
         ("approve.py", ["some-order", "--reject", " "], "--reject needs a reason"),
         ("approve.py", ["some-order", "ok", "--reject", "no"], "not both"),
-        ("schedule.py", ["create", "12/30", "--every", "-1"], "must be a number of seconds"),
+        ("schedule.py", ["create", VALID_CARD, "--every", "-1"], "must be a number of seconds"),
         ("schedule.py", ["pause"], "invalid choice"),
     ],
 )
 def test_bad_options_are_usage_errors(
-    env: dict[str, str], script: str, args: list[str], message: str
+    e2e_env: dict[str, str], script: str, args: list[str], message: str
 ) -> None:
-    result = run_script(script, *args, env=env)
+    result = run_script(script, *args, env=e2e_env)
     assert result.returncode == 2, result
     assert message in result.stderr
     assert "Traceback" not in result.stderr
 
 
-def test_an_order_the_workflow_would_refuse_is_never_placed(env: dict[str, str]) -> None:
+def test_an_order_the_workflow_would_refuse_is_never_placed(e2e_env: dict[str, str]) -> None:
     order_id = new_order_id()
     result = run_script(
-        "starter.py", "12/30", "--approval-timeout", "inf", "--order-id", order_id, env=env
+        "starter.py", VALID_CARD, "--approval-timeout", "inf", "--order-id", order_id, env=e2e_env
     )
     assert result.returncode == 2
     assert result.stderr.splitlines()[-1] == (
@@ -173,110 +153,118 @@ def test_an_order_the_workflow_would_refuse_is_never_placed(env: dict[str, str])
         " Input should be a finite number (got inf)"
     )
     assert_one_line_error(
-        run_script("status.py", order_id, env=env), f"no order with ID {order_id}"
+        run_script("status.py", order_id, env=e2e_env), f"no order with ID {order_id}"
     )
 
 
 @pytest.mark.parametrize("script", ["approve.py", "cancel.py", "status.py"])
-def test_unknown_order_is_one_line_error(env: dict[str, str], script: str) -> None:
-    result = run_script(script, "no-such-order", env=env)
+def test_unknown_order_is_one_line_error(e2e_env: dict[str, str], script: str) -> None:
+    result = run_script(script, "no-such-order", env=e2e_env)
     assert_one_line_error(result, "no order with ID no-such-order")
 
 
-def test_duplicate_order_id_is_refused(env: dict[str, str], worker: Worker) -> None:
+def test_duplicate_order_id_is_refused(e2e_env: dict[str, str], e2e_worker: Worker) -> None:
     order_id = new_order_id()
     assert (
-        run_script("starter.py", "12/30", "--order-id", order_id, "--no-wait", env=env).returncode
+        run_script(
+            "starter.py", VALID_CARD, "--order-id", order_id, "--no-wait", env=e2e_env
+        ).returncode
         == 0
     )
-    again = run_script("starter.py", "12/30", "--order-id", order_id, "--no-wait", env=env)
+    again = run_script("starter.py", VALID_CARD, "--order-id", order_id, "--no-wait", env=e2e_env)
     assert_one_line_error(again, f"order {order_id} already exists")
 
 
-def test_reject_with_reason_refunds(env: dict[str, str], worker: Worker) -> None:
+async def test_reject_with_reason_refunds(
+    e2e_env: dict[str, str], e2e_worker: Worker, tmp_path: Path
+) -> None:
     order_id = new_order_id()
-    starter = start_starter(env, "12/30", "--order-id", order_id)
-    wait_for_output(starter, "Waiting for the result")
-    rejected = run_script("approve.py", order_id, "--reject", "address looks fake", env=env)
+    starter = start_script(
+        "starter.py", VALID_CARD, "--order-id", order_id, env=e2e_env, logs=tmp_path
+    )
+    await starter.printed("Waiting for the result")
+    rejected = run_script("approve.py", order_id, "--reject", "address looks fake", env=e2e_env)
     assert rejected.returncode == 0, rejected
-    out, _ = starter.communicate(timeout=120)
-    assert starter.returncode == 1
+    assert starter.finish() == 1
+    out = starter.output()
     assert f"Order {order_id} failed: Order rejected: address looks fake" in out
     assert "undone: refund payment: refund-" in out
 
-    status = run_script("status.py", order_id, env=env)
+    status = run_script("status.py", order_id, env=e2e_env)
     assert status.returncode == 0
     assert "Order rejected: address looks fake" in status.stdout
-    again = run_script("approve.py", order_id, env=env)
+    again = run_script("approve.py", order_id, env=e2e_env)
     assert_one_line_error(again, f"order {order_id} has already failed")
 
 
-def test_approval_expires_with_refund(env: dict[str, str], worker: Worker) -> None:
-    result = run_script("starter.py", "12/30", "--approval-timeout", "2", env=env)
+def test_approval_expires_with_refund(e2e_env: dict[str, str], e2e_worker: Worker) -> None:
+    result = run_script("starter.py", VALID_CARD, "--approval-timeout", "2", env=e2e_env)
     assert result.returncode == 1
     assert "failed: Order approval timed out" in result.stdout
     assert "undone: refund payment: refund-" in result.stdout
 
 
 def test_cancel_while_waiting_then_refused_when_finished(
-    env: dict[str, str], worker: Worker
+    e2e_env: dict[str, str], e2e_worker: Worker
 ) -> None:
     order_id = new_order_id()
-    run_script("starter.py", "12/30", "--order-id", order_id, "--no-wait", env=env)
-    cancelled = run_script("cancel.py", order_id, "changed my mind", env=env)
+    run_script("starter.py", VALID_CARD, "--order-id", order_id, "--no-wait", env=e2e_env)
+    cancelled = run_script("cancel.py", order_id, "changed my mind", env=e2e_env)
     assert cancelled.returncode == 0, cancelled
     assert "Order cancelled: changed my mind" in cancelled.stdout
     assert "refund payment: refund-" in cancelled.stdout
-    again = run_script("cancel.py", order_id, env=env)
+    again = run_script("cancel.py", order_id, env=e2e_env)
     assert_one_line_error(again, f"order {order_id} has already failed")
 
 
-def test_cancel_through_temporal_shows_what_was_undone(
-    server: DevServer, env: dict[str, str], worker: Worker
+async def test_cancel_through_temporal_shows_what_was_undone(
+    e2e_server: DevServer, e2e_env: dict[str, str], e2e_worker: Worker
 ) -> None:
     order_id = new_order_id()
-    run_script("starter.py", "12/30", "--order-id", order_id, "--no-wait", env=env)
+    run_script("starter.py", VALID_CARD, "--order-id", order_id, "--no-wait", env=e2e_env)
     # As someone would from a terminal (or with the Web UI's Cancel button).
     subprocess.run(
-        [str(TEMPORAL_CLI), "workflow", "cancel", "--address", server.address, "-w", order_id],
+        [str(TEMPORAL_CLI), "workflow", "cancel", "--address", e2e_server.address, "-w", order_id],
         check=True,
         capture_output=True,
     )
-    deadline = time.monotonic() + 60
-    while "canceled" not in (status := run_script("status.py", order_id, env=env)).stdout:
-        assert time.monotonic() < deadline, status
-        time.sleep(0.5)
+    await eventually(status_saying(e2e_env, order_id, "canceled"), "the order to be canceled")
+    status = run_script("status.py", order_id, env=e2e_env)
     assert status.returncode == 0, status
     assert f"Order {order_id} canceled: cancelled through Temporal" in status.stdout
     assert "undone: refund payment: refund-" in status.stdout
 
 
-def test_bulk_approval_decides_only_the_waiting_orders(server: DevServer, tmp_path: Path) -> None:
-    env = script_env(server, tmp_path, ORDER_TASK_QUEUE=f"bulk-{uuid.uuid4().hex[:6]}")
+async def test_bulk_approval_decides_only_the_waiting_orders(
+    e2e_server: DevServer, tmp_path: Path
+) -> None:
+    env = script_env(e2e_server, tmp_path, ORDER_TASK_QUEUE=f"bulk-{uuid.uuid4().hex[:6]}")
     with running_worker(env, tmp_path / "worker.log"):
-        finished = run_script("starter.py", "12/30", "--approval-threshold", "100", env=env)
+        finished = run_script("starter.py", VALID_CARD, "--approval-threshold", "100", env=env)
         assert finished.returncode == 0, finished
         # Running but needing no approval: below the threshold, riding out an inventory outage.
         busy = new_order_id()
         run_script(
-            "starter.py", "12/30", "--approval-threshold", "100", "--inventory-down",
+            "starter.py", VALID_CARD, "--approval-threshold", "100", "--inventory-down",
             "--order-id", busy, "--no-wait", env=env,
         )  # fmt: skip
         waiting = [new_order_id() for _ in range(4)]
         for order_id in waiting:
-            run_script("starter.py", "12/30", "--order-id", order_id, "--no-wait", env=env)
-        # Visibility, which --all-waiting searches, may lag the start by a moment.
-        running = f"TaskQueue = '{env['ORDER_TASK_QUEUE']}' AND ExecutionStatus = 'Running'"
+            run_script("starter.py", VALID_CARD, "--order-id", order_id, "--no-wait", env=env)
+        # Visibility, which --all-waiting searches, may lag the starts by a moment: wait until the
+        # four are listed as awaiting approval (the busy order never is).
+        awaiting = f"TaskQueue = '{env['ORDER_TASK_QUEUE']}' AND OrderStep = 'awaiting approval'"
         listed = [
-            str(TEMPORAL_CLI), "workflow", "count", "--address", server.address, "--query", running
+            str(TEMPORAL_CLI), "workflow", "count",
+            "--address", e2e_server.address, "--query", awaiting,
         ]  # fmt: skip
-        deadline = time.monotonic() + 60
-        while (
-            f"Total: {len(waiting) + 1}"
-            not in subprocess.run(listed, capture_output=True, text=True).stdout
-        ):
-            assert time.monotonic() < deadline
-            time.sleep(0.3)
+        await eventually(
+            lambda: (
+                f"Total: {len(waiting)}"
+                in subprocess.run(listed, capture_output=True, text=True).stdout
+            ),
+            "the waiting orders to be listed",
+        )
 
         # Two of them decided one by one first: the bulk run leaves them as they are.
         approved_first, rejected_first = waiting[:2]
@@ -299,72 +287,91 @@ def test_bulk_approval_decides_only_the_waiting_orders(server: DevServer, tmp_pa
             assert "Order rejected" in run_script("status.py", order_id, env=env).stdout
 
 
-def test_below_threshold_needs_no_approval(env: dict[str, str], worker: Worker) -> None:
-    result = run_script("starter.py", "12/30", "--approval-threshold", "100", env=env)
+def test_below_threshold_needs_no_approval(e2e_env: dict[str, str], e2e_worker: Worker) -> None:
+    result = run_script("starter.py", VALID_CARD, "--approval-threshold", "100", env=e2e_env)
     assert result.returncode == 0, result
     assert "no approval needed" in result.stdout
     assert "approval:      not required" in result.stdout
 
 
-def test_policy_denies_blocked_customer(env: dict[str, str], worker: Worker) -> None:
-    result = run_script("starter.py", "12/30", "--customer", "blocked-customer", env=env)
+def test_policy_denies_blocked_customer(e2e_env: dict[str, str], e2e_worker: Worker) -> None:
+    result = run_script("starter.py", VALID_CARD, "--customer", "blocked-customer", env=e2e_env)
     assert result.returncode == 1
     assert "Order denied: customer blocked-customer is blocked" in result.stdout
 
 
-def test_ledger_shows_one_of_each_effect(env: dict[str, str], worker: Worker) -> None:
+def test_ledger_shows_one_of_each_effect(e2e_env: dict[str, str], e2e_worker: Worker) -> None:
     order_id = new_order_id()
     placed = run_script(
-        "starter.py", "12/30", "--order-id", order_id, "--approval-threshold", "100", env=env
+        "starter.py", VALID_CARD, "--order-id", order_id, "--approval-threshold", "100", env=e2e_env
     )
     assert placed.returncode == 0, placed
-    ledger = run_script("ledger.py", order_id, env=env)
+    ledger = run_script("ledger.py", order_id, env=e2e_env)
     assert ledger.returncode == 0
     assert f"{order_id}: 1 charge, 1 reservation, 1 shipment, 1 e-mail" in ledger.stdout
-    unknown = run_script("ledger.py", "no-such-order", env=env)
+    unknown = run_script("ledger.py", "no-such-order", env=e2e_env)
     assert_one_line_error(unknown, "nothing for no-such-order")
 
 
-def test_schedule_places_orders(env: dict[str, str], worker: Worker) -> None:
+async def test_a_schedule_places_orders_that_are_delivered(
+    e2e_env: dict[str, str], e2e_worker: Worker
+) -> None:
     schedule_id = f"schedule-{uuid.uuid4().hex[:6]}"
     created = run_script(
         "schedule.py", "create", "12/30", "--every", "1", "--approval-threshold", "100",
-        "--schedule-id", schedule_id, env=env,
+        "--schedule-id", schedule_id, env=e2e_env,
     )  # fmt: skip
     assert created.returncode == 0, created
+    assert f"Schedule {schedule_id} places an order every 1 s" in created.stdout
+
+    def first_order() -> str | None:
+        listed = run_script("schedule.py", "list", env=e2e_env).stdout
+        found = re.search(rf"recent: ({re.escape(schedule_id)}-order-\S+)", listed)
+        return found[1] if found else None
+
     try:
-        deadline = time.monotonic() + 60
-        listed = run_script("schedule.py", "list", env=env)
-        while f"recent: {schedule_id}-order-" not in listed.stdout:
-            assert time.monotonic() < deadline, listed.stdout
-            time.sleep(1)
-            listed = run_script("schedule.py", "list", env=env)
+        order_id = await eventually(first_order, "the schedule to place an order")
+        # "Order ID: step" while it runs; "Order ID delivered." or "Order ID failed: why" once over.
+        status = await eventually(
+            status_saying(e2e_env, order_id, f"Order {order_id} "), f"order {order_id} to end"
+        )
     finally:
-        deleted = run_script("schedule.py", "delete", schedule_id, env=env)
-    assert deleted.returncode == 0
-    again = run_script("schedule.py", "delete", schedule_id, env=env)
+        deleted = run_script("schedule.py", "delete", schedule_id, env=e2e_env)
+    assert status.startswith(f"Order {order_id} delivered.\n"), status
+    ledger = run_script("ledger.py", order_id, env=e2e_env)
+    assert ledger.returncode == 0, ledger
+    assert ledger.stdout.splitlines()[0] == (
+        f"{order_id}: 1 charge, 1 reservation, 1 shipment, 1 e-mail"
+    )
+    assert deleted.returncode == 0, deleted
+    assert f"Deleted schedule {schedule_id}" in deleted.stdout
+    again = run_script("schedule.py", "delete", schedule_id, env=e2e_env)
     assert_one_line_error(again, f"no schedule with ID {schedule_id}")
 
 
-def test_ctrl_c_while_waiting_leaves_the_order_running(env: dict[str, str], worker: Worker) -> None:
+async def test_ctrl_c_while_waiting_leaves_the_order_running(
+    e2e_env: dict[str, str], e2e_worker: Worker, tmp_path: Path
+) -> None:
     order_id = new_order_id()
-    starter = start_starter(env, "12/30", "--order-id", order_id)
-    wait_for_output(starter, "Waiting for the result")
-    starter.send_signal(signal.SIGINT)
-    out, err = starter.communicate(timeout=60)
-    assert "Traceback" not in err
-    assert f"order {order_id} carries on" in out
-    status = run_script("status.py", order_id, env=env)
+    starter = start_script(
+        "starter.py", VALID_CARD, "--order-id", order_id, env=e2e_env, logs=tmp_path
+    )
+    await starter.printed("Waiting for the result")
+    starter.process.send_signal(signal.SIGINT)
+    starter.finish()
+    assert "Traceback" not in starter.errors()
+    assert f"order {order_id} carries on" in starter.output()
+    status = run_script("status.py", order_id, env=e2e_env)
     assert "awaiting approval" in status.stdout or "charging payment" in status.stdout
-    assert run_script("approve.py", order_id, env=env).returncode == 0
+    assert run_script("approve.py", order_id, env=e2e_env).returncode == 0
 
 
-def test_output_piped_to_head_ends_quietly(env: dict[str, str], worker: Worker) -> None:
+def test_output_piped_to_head_ends_quietly(e2e_env: dict[str, str], e2e_worker: Worker) -> None:
     """`| head -1` closes the pipe while the starter still prints the summary."""
     command = "./starter.py 12/30 --approval-threshold 1000 | head -1; exit ${PIPESTATUS[0]}"
     piped = subprocess.run(
         ["bash", "-c", command],
-        cwd=SCRIPTS, env=env, capture_output=True, text=True, timeout=SCRIPT_TIMEOUT,
+        cwd=SCRIPTS, env=e2e_env, capture_output=True, text=True, timeout=SCRIPT_TIMEOUT,
     )  # fmt: skip
     assert piped.stdout.startswith("Charged $35.00 for order ")
     assert piped.stderr == ""
@@ -376,7 +383,7 @@ def test_absent_server_is_one_line_error(tmp_path: Path) -> None:
     env = script_env(nobody, tmp_path)
     started = time.monotonic()
     scripts = (
-        ("starter.py", ["12/30"]),
+        ("starter.py", [VALID_CARD]),
         ("approve.py", ["x"]),
         ("worker.py", ["--codec-port", "0"]),
     )
@@ -386,34 +393,33 @@ def test_absent_server_is_one_line_error(tmp_path: Path) -> None:
     assert time.monotonic() - started < 120  # Each gives up within seconds, not minutes.
 
 
-def test_worker_stops_cleanly_on_ctrl_c(env: dict[str, str], tmp_path: Path) -> None:
-    with running_worker(env, tmp_path / "worker.log") as running:
+def test_worker_stops_cleanly_on_ctrl_c(e2e_env: dict[str, str], tmp_path: Path) -> None:
+    with running_worker(e2e_env, tmp_path / "worker.log") as running:
         code = running.signal(signal.SIGINT)
     assert code == 0
     assert "Worker stopped." in running.output()
     assert "Traceback" not in running.output()
 
 
-def test_bug_in_workflow_then_fixed_deploy_continues(server: DevServer, tmp_path: Path) -> None:
-    env = script_env(server, tmp_path, ORDER_TASK_QUEUE=f"bug-{uuid.uuid4().hex[:6]}")
+async def test_bug_in_workflow_then_fixed_deploy_continues(
+    e2e_server: DevServer, tmp_path: Path
+) -> None:
+    env = script_env(e2e_server, tmp_path, ORDER_TASK_QUEUE=f"bug-{uuid.uuid4().hex[:6]}")
     order_id = new_order_id()
     with running_worker(env, tmp_path / "buggy.log", "--workflow-bug") as buggy:
-        run_script("starter.py", "12/30", "--order-id", order_id, "--no-wait", env=env)
+        run_script("starter.py", VALID_CARD, "--order-id", order_id, "--no-wait", env=env)
         assert run_script("approve.py", order_id, env=env).returncode == 0
-        deadline = time.monotonic() + 60
-        while "RuntimeError: workflow bug!" not in buggy.output():
-            assert time.monotonic() < deadline, buggy.output()
-            time.sleep(0.5)
+        await eventually(
+            lambda: "RuntimeError: workflow bug!" in buggy.output(), "the bug in the worker's log"
+        )
         # The execution is still there, Running, but it cannot answer while its task fails.
         stuck = run_script("status.py", order_id, env=env)
         assert_one_line_error(stuck, f"order {order_id}")
     with running_worker(env, tmp_path / "fixed.log"):
-        deadline = time.monotonic() + 120
-        status = run_script("status.py", order_id, env=env)
-        while f"Order {order_id} delivered." not in status.stdout:
-            assert time.monotonic() < deadline, status
-            time.sleep(1)
-            status = run_script("status.py", order_id, env=env)
+        await eventually(
+            status_saying(env, order_id, f"Order {order_id} delivered."),
+            "the fixed deploy to deliver the order",
+        )
 
 
 def test_worker_starts_a_local_dev_server_when_none_is_configured(tmp_path: Path) -> None:
@@ -423,7 +429,6 @@ def test_worker_starts_a_local_dev_server_when_none_is_configured(tmp_path: Path
             pytest.skip(f"something already listens on localhost:{port}")
     env = script_env(DevServer(), tmp_path)
     del env["TEMPORAL_ADDRESS"]
-    server_pid = None
     try:
         with running_worker(env, tmp_path / "worker.log", "--codec-port", "8081") as running:
             output = running.output()
@@ -441,25 +446,17 @@ def test_worker_starts_a_local_dev_server_when_none_is_configured(tmp_path: Path
         for name in ("temporal.db", "temporal.log", "ledger.sqlite3", "encryption.keys"):
             assert stat.S_IMODE((tmp_path / name).stat().st_mode) == 0o600, name
     finally:
-        if server_pid is not None:
-            _stop(server_pid)
+        # The dev server the worker started outlives it by design: stop it, found by its database,
+        # whether or not the test got as far as reading its PID.
+        for process in psutil.process_iter(["cmdline"]):
+            if str(tmp_path / "temporal.db") in (process.info["cmdline"] or []):
+                process.terminate()
+                process.wait(timeout=30)
 
 
 def _port_free(port: int) -> bool:
     with socket.socket() as sock:
         return sock.connect_ex(("127.0.0.1", port)) != 0
-
-
-def _stop(pid: int) -> None:
-    os.kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return
-        time.sleep(0.2)
-    os.kill(pid, signal.SIGKILL)
 
 
 def test_worker_names_the_command_for_missing_search_attributes(tmp_path: Path) -> None:

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from support.scripts import VALID_CARD
 
 from command_line.connection import DEV_SERVER_DYNAMIC_CONFIG
 from harness.processes import (
@@ -18,8 +19,8 @@ from harness.processes import (
     eventually,
     run_script,
     running_worker,
-    says,
     script_env,
+    status_saying,
 )
 
 pytestmark = pytest.mark.e2e
@@ -28,7 +29,7 @@ NO_CODEC = ("--codec-port", "0")
 
 
 @pytest.fixture(scope="module")
-def server() -> Iterator[DevServer]:
+def versioning_server() -> Iterator[DevServer]:
     """A dev server set up as the worker sets up its own: drains checked every few seconds."""
     dev_server = DevServer(
         options=tuple(f"--dynamic-config-value={value}" for value in DEV_SERVER_DYNAMIC_CONFIG)
@@ -81,46 +82,52 @@ RELEASE_2_STEPS = [
 def place(env: dict[str, str], *options: str) -> str:
     order_id = f"v-{uuid.uuid4().hex[:8]}"
     placed = run_script(
-        "starter.py", "12/30", "--order-id", order_id, "--no-wait", *options, env=env
+        "starter.py", VALID_CARD, "--order-id", order_id, "--no-wait", *options, env=env
     )
     assert placed.returncode == 0, placed
     return order_id
 
 
-def order_waiting_on_release_1(env: dict[str, str], tmp_path: Path) -> str:
+async def order_waiting_on_release_1(env: dict[str, str], tmp_path: Path) -> str:
     """An order placed on release 1 that awaits approval, its worker stopped since."""
     with running_worker(env, tmp_path / "release-1.log", "--release", "1", *NO_CODEC) as release_1:
         waiting = place(env, "--approval-timeout", "600")
-        eventually(says(env, waiting, "awaiting approval"), "the order to await approval")
+        await eventually(
+            status_saying(env, waiting, "awaiting approval"), "the order to await approval"
+        )
         assert release_1.signal(signal.SIGINT) == 0
     return waiting
 
 
-def test_an_order_waiting_on_release_1_is_approved_on_release_2_without_the_new_step(
-    server: DevServer, tmp_path: Path
+async def test_an_order_waiting_on_release_1_is_approved_on_release_2_without_the_new_step(
+    versioning_server: DevServer, tmp_path: Path
 ) -> None:
     """The patching scenario as the README runs it: restart on release 2, then approve."""
-    env = script_env(server, tmp_path, ORDER_TASK_QUEUE=f"patch-{uuid.uuid4().hex[:6]}")
-    waiting = order_waiting_on_release_1(env, tmp_path)
+    env = script_env(versioning_server, tmp_path, ORDER_TASK_QUEUE=f"patch-{uuid.uuid4().hex[:6]}")
+    waiting = await order_waiting_on_release_1(env, tmp_path)
 
     with running_worker(env, tmp_path / "release-2.log", *NO_CODEC) as release_2:
         approved = run_script("approve.py", waiting, env=env)
         assert re.fullmatch(rf"Approved order {waiting} by \S+ at \S+ UTC\.\n", approved.stdout)
-        eventually(says(env, waiting, "delivered"), "the waiting order to be delivered")
+        await eventually(
+            status_saying(env, waiting, "delivered"), "the waiting order to be delivered"
+        )
         placed_after = place(env, "--approval-threshold", "1000")
-        eventually(says(env, placed_after, "delivered"), "the new order to be delivered")
+        await eventually(
+            status_saying(env, placed_after, "delivered"), "the new order to be delivered"
+        )
         log = release_2.output()
     assert f"Order {placed_after}: fraud re-check clear" in log
     assert f"Order {waiting}: fraud re-check" not in log
-    assert steps(server, waiting) == RELEASE_1_STEPS
-    assert steps(server, placed_after) == RELEASE_2_STEPS
+    assert steps(versioning_server, waiting) == RELEASE_1_STEPS
+    assert steps(versioning_server, placed_after) == RELEASE_2_STEPS
 
 
-def test_release_2_takes_over_release_1_orders_through_its_patch(
-    server: DevServer, tmp_path: Path
+async def test_release_2_takes_over_release_1_orders_through_its_patch(
+    versioning_server: DevServer, tmp_path: Path
 ) -> None:
-    env = script_env(server, tmp_path, ORDER_TASK_QUEUE=f"patch-{uuid.uuid4().hex[:6]}")
-    waiting = order_waiting_on_release_1(env, tmp_path)
+    env = script_env(versioning_server, tmp_path, ORDER_TASK_QUEUE=f"patch-{uuid.uuid4().hex[:6]}")
+    waiting = await order_waiting_on_release_1(env, tmp_path)
 
     # The same change without the patch: the order's history no longer replays.
     log = tmp_path / "release-2-unpatched.log"
@@ -138,45 +145,53 @@ def test_release_2_takes_over_release_1_orders_through_its_patch(
             return any(
                 event["eventType"] == "EVENT_TYPE_WORKFLOW_TASK_FAILED"
                 and "NON_DETERMINISTIC" in json.dumps(event)
-                for event in events(server, waiting)
+                for event in events(versioning_server, waiting)
             )
 
-        eventually(failed_as_nondeterministic, "the workflow task to fail as nondeterministic")
+        await eventually(
+            failed_as_nondeterministic, "the workflow task to fail as nondeterministic"
+        )
         assert "[TMPRL1100] Nondeterminism error" in unpatched.output()
-        assert described(server, waiting)["status"] == "WORKFLOW_EXECUTION_STATUS_RUNNING"
+        assert (
+            described(versioning_server, waiting)["status"] == "WORKFLOW_EXECUTION_STATUS_RUNNING"
+        )
         assert unpatched.signal(signal.SIGINT) == 0
 
     # The patched release: the order carries on where it was, on release 1's steps.
     with running_worker(env, tmp_path / "release-2.log", *NO_CODEC) as release_2:
-        eventually(says(env, waiting, "delivered"), "the waiting order to be delivered")
+        await eventually(
+            status_saying(env, waiting, "delivered"), "the waiting order to be delivered"
+        )
         placed_after = place(env, "--approval-threshold", "1000")
-        eventually(says(env, placed_after, "delivered"), "the new order to be delivered")
+        await eventually(
+            status_saying(env, placed_after, "delivered"), "the new order to be delivered"
+        )
         assert f"Order {placed_after}: fraud re-check clear" in release_2.output()
-    assert steps(server, waiting) == RELEASE_1_STEPS
-    assert steps(server, placed_after) == RELEASE_2_STEPS
+    assert steps(versioning_server, waiting) == RELEASE_1_STEPS
+    assert steps(versioning_server, placed_after) == RELEASE_2_STEPS
     ledger = run_script("ledger.py", waiting, env=env).stdout.splitlines()[0]
     assert ledger == f"{waiting}: 1 charge, 1 reservation, 1 shipment, 1 e-mail"
 
 
-def test_an_order_pinned_to_v1_finishes_on_v1_while_v2_is_current(
-    server: DevServer, tmp_path: Path
+async def test_an_order_pinned_to_v1_finishes_on_v1_while_v2_is_current(
+    versioning_server: DevServer, tmp_path: Path
 ) -> None:
     deployment = f"orders-{uuid.uuid4().hex[:6]}"
-    env = script_env(server, tmp_path, ORDER_TASK_QUEUE=deployment)
+    env = script_env(versioning_server, tmp_path, ORDER_TASK_QUEUE=deployment)
 
-    def make_current(build_id: str) -> None:
+    async def make_current(build_id: str) -> None:
         # The version exists once its worker has polled: the first tries may come too early.
         def made() -> bool:
             return temporal(
-                server, "worker", "deployment", "set-current-version",
+                versioning_server, "worker", "deployment", "set-current-version",
                 "--deployment-name", deployment, "--build-id", build_id, "--yes",
             ).returncode == 0  # fmt: skip
 
-        eventually(made, f"{build_id} to become current")
+        await eventually(made, f"{build_id} to become current")
 
     def drainage() -> dict[str, str]:
-        described = temporal(server, "worker", "deployment", "describe", "--name", deployment,
-                             "-o", "json")  # fmt: skip
+        described = temporal(versioning_server, "worker", "deployment", "describe",
+                             "--name", deployment, "-o", "json")  # fmt: skip
         assert described.returncode == 0, described
         summaries = json.loads(described.stdout)["versionSummaries"]
         return {summary["BuildID"]: summary["drainageStatus"] for summary in summaries}
@@ -185,23 +200,29 @@ def test_an_order_pinned_to_v1_finishes_on_v1_while_v2_is_current(
     v2_options = ("--deployment", deployment, "--build-id", "v2", *NO_CODEC)
     with running_worker(env, tmp_path / "v1.log", *v1_options) as v1:
         assert f"DEPLOYMENT {deployment} BUILD v1" in v1.output()
-        make_current("v1")
+        await make_current("v1")
         pinned = place(env, "--approval-timeout", "600")
-        eventually(says(env, pinned, "awaiting approval"), "the v1 order to await approval")
+        await eventually(
+            status_saying(env, pinned, "awaiting approval"), "the v1 order to await approval"
+        )
 
         with running_worker(env, tmp_path / "v2.log", *v2_options) as v2:
-            make_current("v2")
-            eventually(lambda: drainage().get("v1") == "draining", "v1 to be draining")
+            await make_current("v2")
+            await eventually(lambda: drainage().get("v1") == "draining", "v1 to be draining")
             placed_after = place(env, "--approval-threshold", "1000")
-            eventually(says(env, placed_after, "delivered"), "the v2 order to be delivered")
+            await eventually(
+                status_saying(env, placed_after, "delivered"), "the v2 order to be delivered"
+            )
             assert run_script("approve.py", pinned, env=env).returncode == 0
-            eventually(says(env, pinned, "delivered"), "the v1 order to be delivered")
-            eventually(lambda: drainage().get("v1") == "drained", "v1 to be drained")
+            await eventually(
+                status_saying(env, pinned, "delivered"), "the v1 order to be delivered"
+            )
+            await eventually(lambda: drainage().get("v1") == "drained", "v1 to be drained")
             assert f"Order {placed_after}: fraud re-check clear" in v2.output()
             assert pinned not in v2.output()
-    assert steps(server, pinned) == RELEASE_1_STEPS
-    assert steps(server, placed_after) == RELEASE_2_STEPS
+    assert steps(versioning_server, pinned) == RELEASE_1_STEPS
+    assert steps(versioning_server, placed_after) == RELEASE_2_STEPS
     for order_id, build_id in ((pinned, "v1"), (placed_after, "v2")):
-        versioning = described(server, order_id)["versioningInfo"]
+        versioning = described(versioning_server, order_id)["versioningInfo"]
         assert versioning["behavior"] == "VERSIONING_BEHAVIOR_PINNED"
         assert versioning["version"] == f"{deployment}.{build_id}"

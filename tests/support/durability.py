@@ -5,7 +5,7 @@ import os
 import signal
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,26 +17,7 @@ from temporalio.client import Client
 from harness.processes import Worker
 from shop.services import Effect, Ledger
 
-POLL_SECONDS = 0.1
-
 T = TypeVar("T")
-
-
-async def wait_for(
-    probe: Callable[[], Awaitable[T | None]],
-    within: float,
-    what: str,
-    interval: float = POLL_SECONDS,
-) -> T:
-    """Polls `probe` until it returns something other than None or False; returns that."""
-    deadline = time.monotonic() + within
-    while True:
-        value = await probe()
-        if value is not None and value is not False:
-            return value
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"not within {within:g} s: {what}")
-        await asyncio.sleep(interval)
 
 
 def read_ledger(path: Path, order_id: str | None = None) -> list[Effect]:

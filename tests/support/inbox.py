@@ -12,7 +12,8 @@ from pathlib import Path
 
 from playwright.async_api import Browser, Page, expect
 
-from harness.processes import SCRIPT_TIMEOUT, SCRIPTS, free_port, wait_for_port
+from harness.processes import SCRIPT_TIMEOUT, SCRIPTS, START_ATTEMPTS, free_port, wait_for_port
+from support.scripts import VALID_CARD
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 """Debian's Chromium, which Playwright drives as it is: its own browser downloads fail here."""
@@ -23,23 +24,35 @@ CHROMIUM_ARGS = ["--no-sandbox"] if os.geteuid() == 0 else []
 # Long enough for a worker on a busy machine to run an order from approval to delivery.
 ORDER_SECONDS = 60
 
+EXPECT_SECONDS = 30
+"""How long an expectation on a page waits, rather than Playwright's 5 s: the page refreshes every
+2 s, a list of orders lags their starts by a moment, and the machine may be busy."""
+expect.set_options(timeout=EXPECT_SECONDS * 1000)
+
 
 @contextmanager
 def running_inbox(env: dict[str, str], log: Path) -> Iterator[str]:
-    """./inbox.py on a free port, as a user runs it; yields its address."""
-    port = free_port()
-    with open(log, "ab") as output:
-        process = subprocess.Popen(
-            ["./inbox.py", "--port", str(port)],
-            cwd=SCRIPTS,
-            env=env,
-            stdout=output,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-        )
+    """./inbox.py on a free port, as a user runs it; yields its address. If the port was taken
+    meanwhile, it starts again on another."""
+    for attempt in range(START_ATTEMPTS):
+        port = free_port()
+        with open(log, "ab") as output:
+            process = subprocess.Popen(
+                ["./inbox.py", "--port", str(port)],
+                cwd=SCRIPTS,
+                env=env,
+                stdout=output,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+        try:
+            wait_for_port(port, timeout=SCRIPT_TIMEOUT, process=process)
+            break
+        except RuntimeError:  # It exited: the port was taken, or it could not start at all.
+            if attempt == START_ATTEMPTS - 1:
+                raise
     try:
-        wait_for_port(port, timeout=SCRIPT_TIMEOUT, process=process)
         yield f"http://localhost:{port}"
     finally:
         os.killpg(process.pid, signal.SIGTERM)
@@ -63,7 +76,7 @@ async def browsing(browser: Browser, inbox: str, artefacts: Path, name: str) -> 
         await context.close()
 
 
-async def place_from_form(page: Page, card_expiry: str = "12/30") -> str:
+async def place_from_form(page: Page, card_expiry: str = VALID_CARD) -> str:
     """Places the form's default order ($35.00) with `card_expiry`; returns its ID once the page
     has the payment's answer."""
     await page.goto("/place")

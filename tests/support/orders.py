@@ -3,7 +3,6 @@
 import asyncio
 import uuid
 from collections import Counter
-from collections.abc import Awaitable, Callable
 from datetime import date
 from typing import Any, TypeVar
 
@@ -20,6 +19,7 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from activities import OrderActivities
+from harness.processes import DEADLINE_SECONDS, eventually
 from observability.search_attributes import SEARCH_ATTRIBUTES
 from payloads.interceptor import OneArgumentPerMessage
 from shared import (
@@ -57,11 +57,9 @@ ORDER = Order(
 NO_APPROVAL = 100_000_000
 """An approval threshold ($1,000,000.00) above any order here, for scenarios past the approval."""
 
-# Every order here takes well under a second (the workflow-bug test about ten): these deadlines
-# only turn a hang into a failure, and are generous because the machine may be busy.
-STEP_DEADLINE_SECONDS = 10
+# Every order here takes well under a second (the workflow-bug test about ten): this deadline only
+# turns a hang into a failure, and is generous because the machine may be busy.
 RESULT_DEADLINE_SECONDS = 60
-POLL_INTERVAL_SECONDS = 0.05
 
 OrderHandle = WorkflowHandle[Any, OrderResult]
 T = TypeVar("T")
@@ -105,18 +103,6 @@ async def place(env: WorkflowEnvironment, task_queue: str, order: Order) -> Orde
     )
 
 
-async def poll(check: Callable[[], Awaitable[T | None]], what: str) -> T:
-    """Calls `check` until it returns something: for states that have no event to await."""
-    try:
-        async with asyncio.timeout(STEP_DEADLINE_SECONDS):
-            while True:
-                if (found := await check()) is not None:
-                    return found
-                await asyncio.sleep(POLL_INTERVAL_SECONDS)
-    except TimeoutError:
-        pytest.fail(f"gave up waiting for {what}")
-
-
 async def reach(handle: OrderHandle, step: OrderStep) -> OrderStatus:
     """Waits until the status query says the order is at `step`."""
 
@@ -124,7 +110,7 @@ async def reach(handle: OrderHandle, step: OrderStep) -> OrderStatus:
         status = await handle.query(OrderWorkflow.get_status)
         return status if status.step == step else None
 
-    return await poll(status_at_step, f"order {handle.id} to reach {step}")
+    return await eventually(status_at_step, f"order {handle.id} to reach {step}")
 
 
 async def first_event(handle: OrderHandle, event_type: EventType.ValueType) -> HistoryEvent:
@@ -134,7 +120,7 @@ async def first_event(handle: OrderHandle, event_type: EventType.ValueType) -> H
         events = (await handle.fetch_history()).events
         return next((event for event in events if event.event_type == event_type), None)
 
-    return await poll(find, f"{EventType.Name(event_type)} in order {handle.id}")
+    return await eventually(find, f"{EventType.Name(event_type)} in order {handle.id}")
 
 
 async def retrying(handle: OrderHandle, activity_type: str) -> PendingActivityInfo:
@@ -146,7 +132,7 @@ async def retrying(handle: OrderHandle, activity_type: str) -> PendingActivityIn
             (a for a in pending if a.activity_type.name == activity_type and a.attempt > 1), None
         )
 
-    return await poll(find, f"a retry of {activity_type} in order {handle.id}")
+    return await eventually(find, f"a retry of {activity_type} in order {handle.id}")
 
 
 async def result_of(handle: OrderHandle) -> OrderResult:
@@ -232,7 +218,7 @@ class PackingHeld(HeldServices):
 
 
 async def until_reached(services: HeldServices) -> None:
-    async with asyncio.timeout(STEP_DEADLINE_SECONDS):
+    async with asyncio.timeout(DEADLINE_SECONDS):
         await services.reached.wait()
 
 

@@ -1,7 +1,16 @@
-"""What the end-to-end tests check of a script run: fresh order IDs, and one-line errors."""
+"""What the end-to-end tests give a script and check of its run: fresh order IDs, cards that are
+valid or expired whatever today's date, and one-line errors."""
 
 import subprocess
 import uuid
+from datetime import date
+
+VALID_CARD = f"12/{(date.today().year + 4) % 100:02d}"
+"""A card that expires in December, four years from now: valid on any day the suite runs. Tests
+that show the README's own command use its literal 12/30 instead."""
+
+EXPIRED_CARD = f"01/{(date.today().year - 3) % 100:02d}"
+"""A card that expired three years ago."""
 
 
 def new_order_id(prefix: str = "e2e") -> str:
