@@ -14,6 +14,7 @@ from shared import (
     Confirmation,
     LineItem,
     Message,
+    Order,
     OrderError,
     Packing,
     Payment,
@@ -80,6 +81,10 @@ class PolicyCheck(Message):
     customer: str
     total_cents: int
 
+    @classmethod
+    def of(cls, order_id: str, order: Order) -> "PolicyCheck":
+        return cls(order_id=order_id, customer=order.customer, total_cents=order.total_cents)
+
 
 class PolicyDecision(Message):
     approved: bool
@@ -92,11 +97,26 @@ class PaymentRequest(Message):
     amount_cents: int
     card_expiry: str
 
+    @classmethod
+    def of(cls, order_id: str, order: Order) -> "PaymentRequest":
+        return cls(
+            order_id=order_id,
+            customer=order.customer,
+            amount_cents=order.total_cents,
+            card_expiry=order.card_expiry,
+        )
+
 
 class ReservationRequest(Message):
     order_id: str
     items: list[LineItem]
     outage_attempts: int = 0
+
+    @classmethod
+    def of(cls, order_id: str, order: Order) -> "ReservationRequest":
+        return cls(
+            order_id=order_id, items=order.items, outage_attempts=order.inventory_outage_attempts
+        )
 
 
 class PackingRequest(Message):
@@ -121,6 +141,15 @@ class ConfirmationRequest(Message):
     customer: str
     tracking_number: str
     estimated_delivery: date
+
+    @classmethod
+    def of(cls, order_id: str, order: Order, shipment: Shipment) -> "ConfirmationRequest":
+        return cls(
+            order_id=order_id,
+            customer=order.customer,
+            tracking_number=shipment.tracking_number,
+            estimated_delivery=shipment.estimated_delivery,
+        )
 
 
 class RefundRequest(Message):

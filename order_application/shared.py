@@ -277,6 +277,22 @@ class OrderStatus(Message):
     cancel_reason: str = ""
     compensations: list[CompensationResult] = []
 
+    def decision_refusal(self) -> tuple[DecisionRefused, str] | None:
+        """Why an approval or rejection would be refused now; None while the order awaits one."""
+        if self.decision is not None:
+            return DecisionRefused.ALREADY_DECIDED, f"was already {self.decision}"
+        if self.approval == ApprovalState.NOT_REQUIRED:
+            why = "needs no approval: its total is under its approval threshold"
+        elif self.approval == ApprovalState.TIMED_OUT:
+            why = "is no longer awaiting approval: its approval timed out"
+        elif self.cancel_reason:
+            why = f"is being cancelled: {self.cancel_reason}"
+        elif self.step != OrderStep.AWAITING_APPROVAL:
+            why = f"is not awaiting approval: it is {self.step}"
+        else:
+            return None
+        return DecisionRefused.NOT_AWAITING_APPROVAL, why
+
 
 class OrderResult(Message):
     order_id: str

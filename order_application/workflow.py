@@ -3,7 +3,7 @@
 import asyncio
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
-from typing import NoReturn, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError, FailureError
@@ -46,7 +46,7 @@ with workflow.unsafe.imports_passed_through():
         CompensationResult,
         Confirmation,
         Decision,
-        DecisionRefused,
+        Message,
         Order,
         OrderError,
         OrderFailure,
@@ -69,6 +69,9 @@ FRAUD_RECHECK = "fraud-recheck"
 
 R = TypeVar("R")
 
+# A step's compensation: an activity that undoes it, such as refund_payment.
+Compensation = Callable[[OrderActivities, Any], Awaitable[CompensationResult]]
+
 
 @workflow.defn
 class OrderWorkflow:
@@ -84,10 +87,9 @@ class OrderWorkflow:
         self._paid: PaymentSettled | None = None
         self._unpaid: ApplicationError | None = None
         # The compensations of the steps begun so far, run newest first if the order cannot go
-        # on, and what they undid.
-        self._compensations: list[Callable[[], Awaitable[CompensationResult]]] = []
+        # on (see _compensate), and what they undid.
+        self._compensations: list[tuple[Compensation, Message]] = []
         self._undone: list[CompensationResult] = []
-        self._failed_step = self._step
 
     @workflow.run
     async def run(self, order: Order) -> OrderResult:
@@ -110,9 +112,7 @@ class OrderWorkflow:
             await self._end_undelivered("Order cancelled through Temporal", OrderError.CANCELLED)
             raise
         except FailureError as failure:
-            message, error_type = _reason(failure)
-            await self._end_undelivered(message, error_type)
-            raise self._order_failure(message, error_type) from failure
+            raise await self._end_undelivered(*_reason(failure)) from failure
         # From delivery on the parcel is on its way: a cancel through Temporal itself comes too late
         # as well, and the order is finished (cancel.py is told so by the update's validator).
         shipment = await _despite_cancel(self._deliver(order))
@@ -145,9 +145,7 @@ class OrderWorkflow:
         decision = await self._unless_cancelled(
             workflow.start_activity_method(
                 check,
-                PolicyCheck(
-                    order_id=self._order_id, customer=order.customer, total_cents=order.total_cents
-                ),
+                PolicyCheck.of(self._order_id, order),
                 start_to_close_timeout=SERVICE_CALL_TIMEOUT,
                 retry_policy=UNTIL_IT_WORKS,
                 cancellation_type=STOP_BEFORE_UNDOING,
@@ -160,23 +158,13 @@ class OrderWorkflow:
         # The refund goes on the list first: a charge that timed out may still have gone through,
         # and a refund of nothing is harmless.
         self._compensations.append(
-            lambda: workflow.execute_activity_method(
-                OrderActivities.refund_payment,
-                RefundRequest(order_id=self._order_id),
-                start_to_close_timeout=SERVICE_CALL_TIMEOUT,
-                retry_policy=UNTIL_IT_WORKS,
-            )
+            (OrderActivities.refund_payment, RefundRequest(order_id=self._order_id))
         )
         self._enter(OrderStep.CHARGING_PAYMENT)
         return await self._unless_cancelled(
             workflow.start_activity_method(
                 OrderActivities.process_payment,
-                PaymentRequest(
-                    order_id=self._order_id,
-                    customer=order.customer,
-                    amount_cents=order.total_cents,
-                    card_expiry=order.card_expiry,
-                ),
+                PaymentRequest.of(self._order_id, order),
                 start_to_close_timeout=SERVICE_CALL_TIMEOUT,
                 retry_policy=PAYMENT_RETRY,
                 cancellation_type=STOP_BEFORE_UNDOING,
@@ -213,22 +201,13 @@ class OrderWorkflow:
     async def _reserve_inventory(self, order: Order) -> Reservation:
         self.before_reserving(order)
         self._compensations.append(
-            lambda: workflow.execute_activity_method(
-                OrderActivities.release_inventory,
-                ReleaseRequest(order_id=self._order_id),
-                start_to_close_timeout=SERVICE_CALL_TIMEOUT,
-                retry_policy=UNTIL_IT_WORKS,
-            )
+            (OrderActivities.release_inventory, ReleaseRequest(order_id=self._order_id))
         )
         self._enter(OrderStep.RESERVING_INVENTORY)
         return await self._unless_cancelled(
             workflow.start_activity_method(
                 OrderActivities.reserve_inventory,
-                ReservationRequest(
-                    order_id=self._order_id,
-                    items=order.items,
-                    outage_attempts=order.inventory_outage_attempts,
-                ),
+                ReservationRequest.of(self._order_id, order),
                 start_to_close_timeout=SERVICE_CALL_TIMEOUT,
                 retry_policy=UNTIL_IT_WORKS,
                 cancellation_type=STOP_BEFORE_UNDOING,
@@ -262,12 +241,7 @@ class OrderWorkflow:
         self._move_to(OrderStep.CONFIRMING)
         return await workflow.execute_activity_method(
             OrderActivities.send_confirmation,
-            ConfirmationRequest(
-                order_id=self._order_id,
-                customer=order.customer,
-                tracking_number=shipment.tracking_number,
-                estimated_delivery=shipment.estimated_delivery,
-            ),
+            ConfirmationRequest.of(self._order_id, order, shipment),
             start_to_close_timeout=SERVICE_CALL_TIMEOUT,
             retry_policy=UNTIL_IT_WORKS,
         )
@@ -302,8 +276,7 @@ class OrderWorkflow:
 
     @workflow.update
     def approve(self, approval: ApproveOrder | None = None) -> Decision:
-        approval = approval or ApproveOrder()
-        return self._decide(ApprovalState.APPROVED, approval.by, approval.reason)
+        return self._decide(ApprovalState.APPROVED, approval or ApproveOrder())
 
     @approve.validator
     def _approve_while_awaited(self, approval: ApproveOrder | None = None) -> None:
@@ -311,8 +284,7 @@ class OrderWorkflow:
 
     @workflow.update
     def reject(self, rejection: RejectOrder | None = None) -> Decision:
-        rejection = rejection or RejectOrder()
-        return self._decide(ApprovalState.REJECTED, rejection.by, rejection.reason)
+        return self._decide(ApprovalState.REJECTED, rejection or RejectOrder())
 
     @reject.validator
     def _reject_while_awaited(self, rejection: RejectOrder | None = None) -> None:
@@ -325,14 +297,12 @@ class OrderWorkflow:
     @workflow.signal
     def approve_order(self, approval: ApproveOrder | None = None) -> None:
         if self._approval == ApprovalState.PENDING:
-            approval = approval or ApproveOrder()
-            self._decide(ApprovalState.APPROVED, approval.by, approval.reason)
+            self._decide(ApprovalState.APPROVED, approval or ApproveOrder())
 
     @workflow.signal
     def reject_order(self, rejection: RejectOrder | None = None) -> None:
         if self._approval == ApprovalState.PENDING:
-            rejection = rejection or RejectOrder()
-            self._decide(ApprovalState.REJECTED, rejection.by, rejection.reason)
+            self._decide(ApprovalState.REJECTED, rejection or RejectOrder())
 
     @workflow.update
     def cancel_order(self, request: CancelOrder | None = None) -> CancelAccepted:
@@ -358,34 +328,20 @@ class OrderWorkflow:
             compensations=list(self._undone),
         )
 
-    def _decide(self, approval: ApprovalState, by: str, reason: str) -> Decision:
-        reason = reason.strip()
+    def _decide(self, approval: ApprovalState, decided: ApproveOrder | RejectOrder) -> Decision:
+        reason = decided.reason.strip()
         if approval == ApprovalState.REJECTED:
             reason = reason or "no reason given"
         self._approval = approval
-        self._decision = Decision(
-            approval=approval, by=by.strip() or NOBODY, at=workflow.now(), reason=reason
-        )
+        by = decided.by.strip() or NOBODY
+        self._decision = Decision(approval=approval, by=by, at=workflow.now(), reason=reason)
         return self._decision
 
     def _check_decidable(self, update: str) -> None:
         """Refuses a decision unless the order awaits approval and nobody has decided yet."""
-        order = f"order {self._order_id}"
-        if self._decision is not None:
-            self._refuse(
-                update, f"{order} was already {self._decision}", DecisionRefused.ALREADY_DECIDED
-            )
-        if self._approval == ApprovalState.NOT_REQUIRED:
-            why = f"{order} needs no approval: its total is under its approval threshold"
-        elif self._approval == ApprovalState.TIMED_OUT:
-            why = f"{order} is no longer awaiting approval: its approval timed out"
-        elif self._cancel_reason is not None:
-            why = f"{order} is being cancelled: {self._cancel_reason}"
-        elif self._step != OrderStep.AWAITING_APPROVAL:
-            why = f"{order} is not awaiting approval: it is {self._step}"
-        else:
-            return
-        self._refuse(update, why, DecisionRefused.NOT_AWAITING_APPROVAL)
+        if refusal := self.get_status().decision_refusal():
+            error_type, why = refusal
+            self._refuse(update, f"order {self._order_id} {why}", error_type)
 
     def _refuse(self, update: str, why: str, error_type: str | None = None) -> NoReturn:
         # The Web UI shows a refused update only as "Encoded failure": name it in the log too, by
@@ -428,21 +384,33 @@ class OrderWorkflow:
         self._raise_if_cancelled()
         return activity.result()
 
-    async def _end_undelivered(self, message: str, error_type: str | None) -> None:
-        """Compensates what the order did, newest first, and ends it as failed; a cancel coming
-        in meanwhile cannot stop it."""
+    async def _end_undelivered(self, message: str, error_type: str | None) -> ApplicationError:
+        """Compensates what the order did, newest first, even if a cancel comes in meanwhile; then
+        returns the error that ends the order: the reason, its type, and what was undone."""
+        failed_step = self._step
         if self._paid is None:  # The payment_settled answer of an order never charged.
             self._unpaid = ApplicationError(message, type=error_type)
-        self._failed_step = self._step
         self._move_to(OrderStep.COMPENSATING)
         await _despite_cancel(self._compensate())
         self._move_to(OrderStep.FAILED)
         order_failed(error_type or "Unknown")
+        # The type, not the message: "card expired 12/23" is customer data, kept encrypted in the
+        # history; the log is kept in clear.
+        workflow.logger.info(
+            "Order %s ended at %s: %s", self._order_id, failed_step, error_type or "failed"
+        )
         await self._answer_every_message()
+        failure = OrderFailure(step=failed_step, compensations=self._undone)
+        return ApplicationError(message, failure, type=error_type, non_retryable=True)
 
     async def _compensate(self) -> None:
-        for compensation in reversed(self._compensations):
-            result = await compensation()
+        for undo, request in reversed(self._compensations):
+            result = await workflow.execute_activity_method(
+                undo,
+                request,
+                start_to_close_timeout=SERVICE_CALL_TIMEOUT,
+                retry_policy=UNTIL_IT_WORKS,
+            )
             if result.detail:
                 self._undone.append(result)
                 compensation_run(result.action)
@@ -457,20 +425,6 @@ class OrderWorkflow:
         """Lets every update still running answer before the order ends, rather than the
         server failing it for a finished workflow."""
         await workflow.wait_condition(workflow.all_handlers_finished)
-
-    def _order_failure(self, message: str, error_type: str | None) -> ApplicationError:
-        """The error that ends the order: the reason, its type, and what was undone."""
-        # The type, not the message: "card expired 12/23" is customer data, kept encrypted in the
-        # history; the log is kept in clear.
-        workflow.logger.info(
-            "Order %s ended at %s: %s", self._order_id, self._failed_step, error_type or "failed"
-        )
-        return ApplicationError(
-            message,
-            OrderFailure(step=self._failed_step, compensations=self._undone),
-            type=error_type,
-            non_retryable=True,
-        )
 
 
 def _failure(message: str, error_type: OrderError) -> ApplicationError:
