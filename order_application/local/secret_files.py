@@ -2,30 +2,16 @@
 
 import contextlib
 import os
-import stat
 import tempfile
 from pathlib import Path
 
-from local.data_dir import make_private_dir
-from local.errors import UserError
-
-
-def check_private(path: Path, status: os.stat_result) -> None:
-    """Refuses a secret's file that another user owns, or that group or others may open: planted
-    or exposed, the secret is no longer this user's alone."""
-    if status.st_uid != os.getuid():
-        raise UserError(
-            f"{path} belongs to another user (uid {status.st_uid}): use a file of yours"
-        )
-    if status.st_mode & 0o077:
-        raise UserError(
-            f"{path} is open to group or others (mode {stat.S_IMODE(status.st_mode):o}):"
-            f" run chmod 600 {path}"
-        )
+from local.data_dir import check_private, make_private_dir
 
 
 def read_secret(path: Path) -> bytes:
     """The bytes of a secret's file, once `check_private` accepts it (OSError if unreadable)."""
+    # A link is followed, as a key file the user names may be one (a mounted secret): the file
+    # opened is the one checked, so a link to someone else's file is refused all the same.
     with path.open("rb") as file:
         check_private(path, os.fstat(file.fileno()))
         return file.read()

@@ -14,6 +14,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from temporalio.api.common.v1 import Payload
 from temporalio.converter import PayloadCodec
 
+from local.data_dir import make_private_dir
 from local.errors import UserError
 from local.secret_files import create_secret, read_secret
 
@@ -215,7 +216,7 @@ def key_file(data_dir: Path) -> Path:
     is none yet."""
     named = os.environ.get("ORDER_ENCRYPTION_KEY_FILE")
     # A file named by the user must exist: a typo must not start a second, unknown key.
-    path = Path(named) if named else data_dir / KEY_FILE_NAME
+    path = Path(named) if named else make_private_dir(data_dir) / KEY_FILE_NAME
     if not named and not path.exists():
         try:
             create_key_file(path)

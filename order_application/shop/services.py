@@ -58,7 +58,11 @@ class Ledger:
 
     def __init__(self, path: Path | str) -> None:
         if str(path) != ":memory:":
-            # Made 0600 before SQLite opens it; SQLite gives its WAL the same mode.
+            # Made 0600 before SQLite opens it; SQLite gives its WAL the same mode. SQLite follows
+            # links, for this file and for the -wal and -shm files it makes beside it, so a link
+            # planted there would have it write wherever another user chose. open_private refuses
+            # a link here and a directory that is not this user's alone: no one else can plant a
+            # link there, before or after this check.
             os.close(open_private(Path(path)))
         # Autocommit: every statement is its own transaction. Several workers may share the file.
         self._db = sqlite3.connect(path, timeout=30, isolation_level=None)
