@@ -10,11 +10,12 @@ import subprocess
 import sys
 import time
 from collections.abc import Awaitable, Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar, overload
 
+from command_line.exit import EXIT_NO
 from observability.search_attributes import dev_server_options
 
 REPO = Path(__file__).resolve().parent.parent
@@ -53,6 +54,19 @@ def free_port() -> int:
             except OSError:
                 continue
         return port
+
+
+class PortTaken(RuntimeError):
+    """A server could not bind the port chosen for it: another process took it after the choice."""
+
+
+def on_free_ports(start: Callable[[], T]) -> T:
+    """Returns `start()`, which starts a server on ports it chooses afresh at each call; while it
+    raises PortTaken, calls it again, up to START_ATTEMPTS times in all."""
+    for _ in range(START_ATTEMPTS - 1):
+        with suppress(PortTaken):
+            return start()
+    return start()
 
 
 @overload
@@ -249,6 +263,24 @@ def status_saying(env: dict[str, str], order_id: str, text: str) -> Callable[[],
     return check
 
 
+def raise_if_port_taken(exit_code: int, output: str, *ports: int) -> None:
+    """PortTaken if ./worker.py exited saying that another process listens on one of `ports` (0:
+    none), where it was to serve its codec ("error: localhost:PORT is taken (Address already in
+    use) by something that is not a codec server of this key file; ...") or its metrics ("error:
+    cannot serve metrics on 127.0.0.1:PORT: Failed starting Prometheus exporter: Address already
+    in use (os error 98)")."""
+    if exit_code != EXIT_NO:
+        return
+    for port in filter(None, ports):
+        refusals = (
+            f"error: localhost:{port} is taken (",
+            f"error: cannot serve metrics on 127.0.0.1:{port}: ",
+        )
+        for line in output.splitlines():
+            if line.startswith(refusals) and "Address already in use" in line:
+                raise PortTaken(line)
+
+
 @dataclass
 class Worker:
     """./worker.py in the background; its output goes to a log file the test can read."""
@@ -257,14 +289,22 @@ class Worker:
     log: Path
     args: tuple[str, ...] = ()
     process: subprocess.Popen[bytes] | None = None
+    codec_port: int = 0
+    """The port of its codec server, unless `args` give one; 0: none."""
+    metrics_port: int = 0
+    """The port of its Prometheus metrics; 0: none."""
 
     def start(self) -> None:
+        """Starts it; returns once it polls. PortTaken if its codec_port or metrics_port was taken
+        by the time it came to bind it."""
         # No codec server unless the test asks for one on a port of its own: a worker holding the
         # default port, with another test's key, would make this one refuse to start.
-        codec = () if "--codec-port" in self.args else ("--codec-port", "0")
+        codec = () if "--codec-port" in self.args else ("--codec-port", str(self.codec_port))
+        metrics = ("--metrics-port", str(self.metrics_port)) if self.metrics_port else ()
+        logged = len(self.output())
         with open(self.log, "ab") as log:
             self.process = subprocess.Popen(
-                ["./worker.py", *self.args, *codec],
+                ["./worker.py", *self.args, *codec, *metrics],
                 cwd=SCRIPTS,
                 env=self.env,
                 stdout=log,
@@ -276,6 +316,10 @@ class Worker:
         deadline = time.monotonic() + SCRIPT_TIMEOUT
         while "Worker polling" not in self.output():
             if self.process.poll() is not None:
+                said = self.output()[logged:]
+                raise_if_port_taken(
+                    self.process.returncode, said, self.codec_port, self.metrics_port
+                )
                 raise RuntimeError(f"worker exited early:\n{self.output()}")
             if time.monotonic() > deadline:
                 raise TimeoutError(f"worker did not start:\n{self.output()}")
@@ -296,14 +340,39 @@ class Worker:
         if self.process is not None and self.process.poll() is None:
             self.signal(signal.SIGTERM)
 
+    def kill(self) -> None:
+        """Kills the whole worker at once, if it still runs."""
+        if self.process is not None and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+
 
 @contextmanager
-def running_worker(env: dict[str, str], log: Path, *args: str) -> Iterator[Worker]:
-    worker = Worker(env, log, tuple(args))
-    worker.start()
+def running_worker(
+    env: dict[str, str],
+    log: Path,
+    *args: str,
+    codec: bool = False,
+    metrics: bool = False,
+    choose_port: Callable[[], int] = free_port,
+) -> Iterator[Worker]:
+    """./worker.py ARGS until the block ends. With `codec` it serves its codec, with `metrics` its
+    metrics, each on a port from `choose_port` (worker.codec_port, worker.metrics_port); should
+    one be taken by the time the worker binds it, the worker starts again on fresh ones."""
+
+    def start() -> Worker:
+        worker = Worker(
+            env,
+            log,
+            args,
+            codec_port=choose_port() if codec else 0,
+            metrics_port=choose_port() if metrics else 0,
+        )
+        worker.start()
+        return worker
+
+    worker = on_free_ports(start)
     try:
         yield worker
     finally:
-        if worker.process is not None and worker.process.poll() is None:
-            os.killpg(worker.process.pid, signal.SIGKILL)
-            worker.process.wait()
+        worker.kill()

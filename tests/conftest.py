@@ -11,7 +11,7 @@ import pytest
 from support.orders import register_search_attributes
 from temporalio.testing import WorkflowEnvironment
 
-from harness.processes import DevServer, Worker, free_port, running_worker, script_env
+from harness.processes import DevServer, Worker, running_worker, script_env
 from observability.search_attributes import SEARCH_ATTRIBUTES
 from payloads.converter import PLAIN
 from shop.services import Ledger, Services
@@ -119,16 +119,16 @@ def services(ledger: Ledger) -> Services:
 
 
 @pytest.fixture(scope="module")
-def codec_port() -> int:
-    """The port of the module's codec worker: the official CLI decodes through it."""
-    return free_port()
+def codec_worker(
+    e2e_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Worker]:
+    """./worker.py serving its codec on a free port, for the module's tests of the CLI."""
+    log = tmp_path_factory.mktemp("logs") / "worker.log"
+    with running_worker(e2e_env, log, codec=True) as running:
+        yield running
 
 
 @pytest.fixture(scope="module")
-def codec_worker(
-    e2e_env: dict[str, str], codec_port: int, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Worker]:
-    """./worker.py serving its codec on `codec_port`, for the module's tests of the CLI."""
-    log = tmp_path_factory.mktemp("logs") / "worker.log"
-    with running_worker(e2e_env, log, "--codec-port", str(codec_port)) as running:
-        yield running
+def codec_port(codec_worker: Worker) -> int:
+    """The port the module's codec worker bound: the official CLI decodes through it."""
+    return codec_worker.codec_port

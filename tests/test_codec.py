@@ -32,6 +32,7 @@ from harness.processes import (
     Worker,
     eventually,
     free_port,
+    on_free_ports,
     run_script,
     running_worker,
     script_env,
@@ -99,32 +100,56 @@ def port_is_free(port: int) -> bool:
     return True
 
 
-@pytest.fixture(scope="module")
-def ui_server() -> Iterator[UiDevServer]:
-    dev_server = UiDevServer()
-    dev_server.start()
-    yield dev_server
-    dev_server.stop()
+@dataclass
+class UiStack:
+    """The dev server with its Web UI, the scripts' environment for it, and the worker whose codec
+    server the Web UI decrypts through."""
+
+    server: UiDevServer
+    env: dict[str, str]
+    worker: Worker
 
 
 @pytest.fixture(scope="module")
-def ui_env(ui_server: UiDevServer, tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
-    return script_env(
-        ui_server,
-        tmp_path_factory.mktemp("data"),
-        ORDER_TASK_QUEUE=f"codec-{uuid.uuid4().hex[:6]}",
-        # The Web UI's origin, which the worker's codec server lets call it.
-        ORDER_WEB_UI=ui_server.ui,
-    )
-
-
-@pytest.fixture(scope="module")
-def ui_worker(
-    ui_server: UiDevServer, ui_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Worker]:
+def ui_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[UiStack]:
+    """The Web UI learns the codec's port as it starts: should the worker find that port taken,
+    the server and the worker start again on fresh ports."""
+    data = tmp_path_factory.mktemp("data")
     log = tmp_path_factory.mktemp("logs") / "worker.log"
-    with running_worker(ui_env, log, "--codec-port", str(ui_server.codec_port)) as running:
-        yield running
+    task_queue = f"codec-{uuid.uuid4().hex[:6]}"
+
+    def start() -> UiStack:
+        server = UiDevServer()
+        server.start()
+        # The Web UI's origin, which the worker's codec server lets call it.
+        env = script_env(server, data, ORDER_TASK_QUEUE=task_queue, ORDER_WEB_UI=server.ui)
+        worker = Worker(env, log, codec_port=server.codec_port)
+        try:
+            worker.start()
+        except BaseException:
+            server.stop()
+            raise
+        return UiStack(server, env, worker)
+
+    stack = on_free_ports(start)
+    yield stack
+    stack.worker.kill()
+    stack.server.stop()
+
+
+@pytest.fixture(scope="module")
+def ui_server(ui_stack: UiStack) -> UiDevServer:
+    return ui_stack.server
+
+
+@pytest.fixture(scope="module")
+def ui_env(ui_stack: UiStack) -> dict[str, str]:
+    return ui_stack.env
+
+
+@pytest.fixture(scope="module")
+def ui_worker(ui_stack: UiStack) -> Worker:
+    return ui_stack.worker
 
 
 @pytest.fixture(scope="module")

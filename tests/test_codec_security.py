@@ -1,6 +1,7 @@
 """The codec server decrypts only for those who may; keys, data and logs are kept like secrets."""
 
 import base64
+import errno
 import http.client
 import json
 import logging
@@ -28,8 +29,11 @@ from temporalio.api.common.v1 import Payload, Payloads
 from harness.processes import (
     TEMPORAL_CLI,
     DevServer,
+    PortTaken,
     eventually,
     free_port,
+    on_free_ports,
+    raise_if_port_taken,
     run_script,
     running_worker,
     script_env,
@@ -65,8 +69,17 @@ def codec(tmp_path: Path) -> EncryptionCodec:
 @contextmanager
 def serving(codec: EncryptionCodec, authorizer: Authorizer | None = None) -> Iterator[int]:
     """A codec server on a free port that lets the Web UI at WEB_UI call it; yields the port."""
-    port = free_port()
-    server = CodecServer(codec, port, frozenset({WEB_UI}), authorizer)
+
+    def start() -> tuple[CodecServer, int]:
+        port = free_port()
+        try:
+            return CodecServer(codec, port, frozenset({WEB_UI}), authorizer), port
+        except OSError as err:
+            if err.errno != errno.EADDRINUSE:
+                raise
+            raise PortTaken(f"port {port}: {err.strerror}") from err
+
+    server, port = on_free_ports(start)
     try:
         yield port
     finally:
@@ -521,14 +534,53 @@ def test_a_worker_on_a_squatted_port_says_so_and_does_not_start(
 
 
 @pytest.mark.e2e
+@pytest.mark.parametrize("served", ["codec", "metrics"])
+def test_a_test_worker_whose_port_is_squatted_starts_again_on_another(
+    e2e_server: DevServer, tmp_path: Path, served: str
+) -> None:
+    """A port taken between the harness's choice and the worker's bind: the first port the
+    harness chooses is squatted, and the worker comes up on the next."""
+    env = script_env(e2e_server, tmp_path, ORDER_TASK_QUEUE=f"squat-{uuid.uuid4().hex[:6]}")
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", 0))
+        squatter.listen()
+        squatted = squatter.getsockname()[1]
+        first_choices = iter([squatted])
+
+        def squatted_first() -> int:
+            return next(first_choices, 0) or free_port()
+
+        with running_worker(
+            env, tmp_path / "worker.log", codec=served == "codec", metrics=served == "metrics",
+            choose_port=squatted_first,
+        ) as worker:  # fmt: skip
+            port = worker.codec_port or worker.metrics_port
+            output = worker.output()
+    refused, serving = {
+        "codec": (
+            f"error: localhost:{squatted} is taken (Address already in use)",
+            f"Codec server on http://localhost:{port} for anyone on this machine:",
+        ),
+        "metrics": (
+            f"error: cannot serve metrics on 127.0.0.1:{squatted}: ",
+            f"Metrics on http://127.0.0.1:{port}/metrics",
+        ),
+    }[served]
+    assert port != squatted
+    assert refused in output, output
+    assert serving in output.split(refused, 1)[1], output
+    assert "Worker polling" in output
+
+
+@pytest.mark.e2e
 def test_token_mode_decrypts_for_the_cli_with_the_token_only(
     e2e_server: DevServer, tmp_path: Path
 ) -> None:
     e2e_env = script_env(e2e_server, tmp_path, ORDER_TASK_QUEUE=f"token-{uuid.uuid4().hex[:6]}")
-    port = free_port()
     with running_worker(
-        e2e_env, tmp_path / "worker.log", "--codec-port", str(port), "--codec-auth", "token"
+        e2e_env, tmp_path / "worker.log", "--codec-auth", "token", codec=True
     ) as e2e_worker:
+        port = e2e_worker.codec_port
         order_id = place_order(e2e_env, "token")
         token = (tmp_path / "codec.token").read_text().strip()
         assert f'--codec-auth "Bearer $(cat {tmp_path / "codec.token"})"' in e2e_worker.output()
@@ -548,12 +600,12 @@ def test_oidc_mode_decrypts_for_the_cli_of_a_listed_user_only(
     e2e_server: DevServer, issuer: Issuer, tmp_path: Path
 ) -> None:
     e2e_env = script_env(e2e_server, tmp_path, ORDER_TASK_QUEUE=f"oidc-{uuid.uuid4().hex[:6]}")
-    port = free_port()
     with running_worker(
-        e2e_env, tmp_path / "worker.log", "--codec-port", str(port), "--codec-auth", "oidc",
+        e2e_env, tmp_path / "worker.log", "--codec-auth", "oidc",
         "--oidc-issuer", issuer.url, "--oidc-audience", AUDIENCE,
-        "--codec-allow", "grace@example.com",
+        "--codec-allow", "grace@example.com", codec=True,
     ) as e2e_worker:  # fmt: skip
+        port = e2e_worker.codec_port
         order_id = place_order(e2e_env, "oidc")
 
         log_start = len(e2e_worker.output())
@@ -573,12 +625,20 @@ def test_oidc_mode_with_an_unreachable_issuer_is_a_one_line_error(
     e2e_server: DevServer, tmp_path: Path
 ) -> None:
     unreachable = f"http://127.0.0.1:{free_port()}"
-    refused = run_script(
-        "worker.py", "--codec-port", str(free_port()), "--codec-auth", "oidc",
-        "--oidc-issuer", unreachable, "--oidc-audience", AUDIENCE,
-        "--codec-allow", "grace@example.com",
-        env=script_env(e2e_server, tmp_path), timeout=60,
-    )  # fmt: skip
+
+    def start() -> subprocess.CompletedProcess[str]:
+        # A codec port taken before the worker binds it would be another refusal: start again.
+        codec_port = free_port()
+        refused = run_script(
+            "worker.py", "--codec-port", str(codec_port), "--codec-auth", "oidc",
+            "--oidc-issuer", unreachable, "--oidc-audience", AUDIENCE,
+            "--codec-allow", "grace@example.com",
+            env=script_env(e2e_server, tmp_path), timeout=60,
+        )  # fmt: skip
+        raise_if_port_taken(refused.returncode, refused.stderr, codec_port)
+        return refused
+
+    refused = on_free_ports(start)
     assert_one_line_error(refused, unreachable)
     assert "Worker polling" not in refused.stdout
 

@@ -18,7 +18,6 @@ from activities import OrderActivities
 from harness.processes import (
     DevServer,
     eventually,
-    free_port,
     run_script,
     running_worker,
     script_env,
@@ -112,9 +111,8 @@ def value(series: dict[str, float], name: str, **labels: str) -> float:
 async def test_worker_serves_the_sdk_series_and_the_orders_own(
     metrics_env: dict[str, str], tmp_path: Path
 ) -> None:
-    port = free_port()
-    metrics = ("--metrics-port", str(port), "--codec-port", "0")
-    with running_worker(metrics_env, tmp_path / "worker.log", *metrics) as worker:
+    with running_worker(metrics_env, tmp_path / "worker.log", metrics=True) as worker:
+        port = worker.metrics_port
         assert f"Metrics on http://127.0.0.1:{port}/metrics" in worker.output()
         order_id = f"metrics-{uuid.uuid4().hex[:8]}"
         placed = run_script(
@@ -138,7 +136,9 @@ async def test_worker_serves_the_sdk_series_and_the_orders_own(
         assert value(series, f"{APPROVAL_WAIT}_bucket", outcome="approved", le="604800") == 1
 
         # The port is taken now: a second worker says so in one line and does not start.
-        second = run_script("worker.py", *metrics, env=metrics_env)
+        second = run_script(
+            "worker.py", "--metrics-port", str(port), "--codec-port", "0", env=metrics_env
+        )
         assert second.returncode == 1, second
         assert second.stderr.startswith(f"error: cannot serve metrics on 127.0.0.1:{port}: ")
         assert "Traceback" not in second.stderr
