@@ -29,6 +29,7 @@ from activities import OrderActivities
 from benchmarks.baseline import BaselineWorkflow, no_op
 from command_line.connection import data_converter
 from observability.worker_log import configure_logging
+from payloads.decision_proof import DecisionProofs
 from payloads.interceptor import OneArgumentPerMessage
 from shop.services import Ledger, Services
 from worker import MAX_CACHED_ORDERS
@@ -114,7 +115,12 @@ async def main() -> None:
             workflows=workflows,
             activities=activities,
             max_cached_workflows=MAX_CACHED_ORDERS,
-            interceptors=[OneArgumentPerMessage()] if args.kind == PROJECT else [],
+            interceptors=[
+                OneArgumentPerMessage(),
+                DecisionProofs(client.data_converter.payload_codec),
+            ]
+            if args.kind == PROJECT
+            else [],
             workflow_runner=PASS_THROUGH_SAMPLE
             if args.pass_through_sample
             else SandboxedWorkflowRunner(),

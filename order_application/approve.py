@@ -6,7 +6,6 @@
 """Approves (or, with --reject, rejects) an order awaiting approval, or all of them."""
 
 import argparse
-import getpass
 
 from command_line.exit import EXIT_OK, run
 
@@ -23,7 +22,11 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("reason", nargs="?", default="", help="why it is approved (optional)")
     parser.add_argument("--reject", metavar="REASON", help="reject instead, saying why")
     parser.add_argument(
-        "--by", metavar="NAME", default=local_user(), help="who decides (default: %(default)s)"
+        "--by",
+        metavar="NAME",
+        default="",
+        help="record NAME as who decides, marked as not verified (default: your account,"
+        " proven by holding the order key)",
     )
     parser.add_argument(
         "--all-waiting", action="store_true", help="decide every order awaiting approval"
@@ -38,13 +41,6 @@ def parse_args() -> argparse.Namespace:
     return args
 
 
-def local_user() -> str:
-    try:
-        return getpass.getuser()
-    except OSError:  # No user name to be found, as in some containers: the order says `not given`.
-        return ""
-
-
 async def main() -> int:
     args = parse_args()
     # Imported once the arguments are parsed: they load Pydantic and the workflow, which --help
@@ -54,9 +50,9 @@ async def main() -> int:
     from shared import ApproveOrder, RejectOrder
 
     decision = (
-        RejectOrder(by=args.by, reason=args.reject.strip())
+        RejectOrder(by=args.by.strip(), reason=args.reject.strip())
         if args.reject is not None
-        else ApproveOrder(by=args.by, reason=args.reason.strip())
+        else ApproveOrder(by=args.by.strip(), reason=args.reason.strip())
     )
     settings = load_settings()
     client = await connect(settings)

@@ -224,6 +224,16 @@ NOBODY = "not given"
 
 Name = Annotated[str, Field(max_length=MAX_TEXT_LENGTH, description="Who decides.")]
 Reason = Annotated[str, Field(max_length=MAX_TEXT_LENGTH)]
+# A signature of the decision under a key derived from the order key (payloads/decision_proof.py):
+# the ID of that key, a colon, and an HMAC-SHA256 in hex.
+ProofText = Annotated[str, Field(max_length=100, description="Leave empty: see approve.py.")]
+
+
+class Proof(StrEnum):
+    """How the sender of a decision showed who they are."""
+
+    ORDER_KEY = "local account holding the order key"
+    NAME_GIVEN = "name given, not verified"
 
 
 class ApproveOrder(Message):
@@ -231,6 +241,7 @@ class ApproveOrder(Message):
 
     by: Name = ""
     reason: Reason = ""
+    proof: ProofText = ""
 
 
 class RejectOrder(Message):
@@ -238,6 +249,7 @@ class RejectOrder(Message):
 
     by: Name = ""
     reason: Reason = ""
+    proof: ProofText = ""
 
 
 class Decision(Message):
@@ -247,12 +259,21 @@ class Decision(Message):
     by: str
     at: datetime
     reason: str = ""
+    proof: Proof = Proof.NAME_GIVEN
+
+    @property
+    def who(self) -> str:
+        """`root (local account holding the order key)`, or `"alice" (name given, not verified)`:
+        a name nobody proved is never shown as if it were."""
+        if self.by == NOBODY:
+            return "(name not given)"
+        name = f'"{self.by}"' if self.proof == Proof.NAME_GIVEN else self.by
+        return f"{name} ({self.proof})"
 
     @property
     def who_and_when(self) -> str:
-        """`by alice at 12:03:04 UTC`."""
-        by = "(name not given)" if self.by == NOBODY else self.by
-        return f"by {by} at {self.at:%H:%M:%S} UTC"
+        """`by root (local account holding the order key) at 12:03:04 UTC`."""
+        return f"by {self.who} at {self.at:%H:%M:%S} UTC"
 
     def __str__(self) -> str:
         """`approved by alice at 12:03:04 UTC (checked the address)`."""
@@ -313,3 +334,5 @@ class OrderFailure(Message):
 
     step: OrderStep
     compensations: list[CompensationResult]
+    decision: Decision | None = None
+    """The approval decision, if one was taken before the order failed."""

@@ -27,6 +27,7 @@ from observability.metrics import prometheus_runtime
 from observability.search_attributes import require_search_attributes
 from observability.worker_log import configure_logging
 from payloads.codec_server import serve_codec
+from payloads.decision_proof import DecisionProofs
 from payloads.interceptor import OneArgumentPerMessage
 from shop.services import Services
 
@@ -61,7 +62,7 @@ async def main() -> int:
         activities=[] if args.workflows_only else OrderActivities(services).all(),
         graceful_shutdown_timeout=timedelta(seconds=SHUTDOWN_GRACE_SECONDS),
         max_cached_workflows=MAX_CACHED_ORDERS,
-        interceptors=[OneArgumentPerMessage()],
+        interceptors=[OneArgumentPerMessage(), DecisionProofs(payload_codec)],
         deployment_config=deployment_config(args.deployment, args.build_id),
     )
     stop = asyncio.Event()

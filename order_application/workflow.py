@@ -56,6 +56,7 @@ with workflow.unsafe.imports_passed_through():
         Packing,
         Payment,
         PaymentSettled,
+        Proof,
         RejectOrder,
         Reservation,
         Shipment,
@@ -276,7 +277,7 @@ class OrderWorkflow:
 
     @workflow.update
     def approve(self, approval: ApproveOrder | None = None) -> Decision:
-        return self._decide(ApprovalState.APPROVED, approval or ApproveOrder())
+        return self._decide(ApprovalState.APPROVED, approval or ApproveOrder(), checked=True)
 
     @approve.validator
     def _approve_while_awaited(self, approval: ApproveOrder | None = None) -> None:
@@ -284,7 +285,7 @@ class OrderWorkflow:
 
     @workflow.update
     def reject(self, rejection: RejectOrder | None = None) -> Decision:
-        return self._decide(ApprovalState.REJECTED, rejection or RejectOrder())
+        return self._decide(ApprovalState.REJECTED, rejection or RejectOrder(), checked=True)
 
     @reject.validator
     def _reject_while_awaited(self, rejection: RejectOrder | None = None) -> None:
@@ -297,12 +298,12 @@ class OrderWorkflow:
     @workflow.signal
     def approve_order(self, approval: ApproveOrder | None = None) -> None:
         if self._approval == ApprovalState.PENDING:
-            self._decide(ApprovalState.APPROVED, approval or ApproveOrder())
+            self._decide(ApprovalState.APPROVED, approval or ApproveOrder(), checked=False)
 
     @workflow.signal
     def reject_order(self, rejection: RejectOrder | None = None) -> None:
         if self._approval == ApprovalState.PENDING:
-            self._decide(ApprovalState.REJECTED, rejection or RejectOrder())
+            self._decide(ApprovalState.REJECTED, rejection or RejectOrder(), checked=False)
 
     @workflow.update
     def cancel_order(self, request: CancelOrder | None = None) -> CancelAccepted:
@@ -328,13 +329,23 @@ class OrderWorkflow:
             compensations=list(self._undone),
         )
 
-    def _decide(self, approval: ApprovalState, decided: ApproveOrder | RejectOrder) -> Decision:
+    def _decide(
+        self, approval: ApprovalState, decided: ApproveOrder | RejectOrder, *, checked: bool
+    ) -> Decision:
         reason = decided.reason.strip()
         if approval == ApprovalState.REJECTED:
             reason = reason or "no reason given"
         self._approval = approval
-        by = decided.by.strip() or NOBODY
-        self._decision = Decision(approval=approval, by=by, at=workflow.now(), reason=reason)
+        # The worker checked an update's proof before its validator ran, and refused one that
+        # does not hold (payloads/decision_proof.py); a signal's proof cannot be checked.
+        proof = Proof.ORDER_KEY if checked and decided.proof else Proof.NAME_GIVEN
+        self._decision = Decision(
+            approval=approval,
+            by=decided.by.strip() or NOBODY,
+            at=workflow.now(),
+            reason=reason,
+            proof=proof,
+        )
         return self._decision
 
     def _check_decidable(self, update: str) -> None:
@@ -400,7 +411,9 @@ class OrderWorkflow:
             "Order %s ended at %s: %s", self._order_id, failed_step, error_type or "failed"
         )
         await self._answer_every_message()
-        failure = OrderFailure(step=failed_step, compensations=self._undone)
+        failure = OrderFailure(
+            step=failed_step, compensations=self._undone, decision=self._decision
+        )
         return ApplicationError(message, failure, type=error_type, non_retryable=True)
 
     async def _compensate(self) -> None:

@@ -6,9 +6,10 @@ import re
 import subprocess
 
 import pytest
-from support.scripts import new_order_id
+from support.scripts import BY_ME, new_order_id
 from support.temporal_cli import (
     VALID,
+    another_local_user,
     as_input,
     cancel,
     failed_workflow_tasks,
@@ -226,9 +227,48 @@ async def test_a_second_decision_from_the_cli_is_refused_with_the_one_that_stand
     assert first.returncode == 0, first
     second = update(e2e_server, codec_port, order_id, "reject", "-i", '{"by": "bob"}')
     assert second.returncode == 1, second
-    assert f"order {order_id} was already approved by alice at " in second.stderr
+    assert (
+        f'order {order_id} was already approved by "alice" (name given, not verified) at '
+        in second.stderr
+    )
     assert "UTC (ok) (type: AlreadyDecided" in second.stderr
     await eventually(status_saying(e2e_env, order_id, "delivered"), "delivered")
+
+
+@pytest.mark.parametrize("with_codec", [True, False], ids=["through the codec", "plain JSON"])
+async def test_another_local_user_cannot_pass_for_a_proven_approver(
+    e2e_server: DevServer,
+    e2e_env: dict[str, str],
+    codec_port: int,
+    codec_worker: Worker,
+    with_codec: bool,
+) -> None:
+    """`nobody`, without the key file, names root: through the codec server (which encrypts for
+    anyone on the machine in the default mode) or as plain JSON. A made-up proof is refused, and
+    the name is recorded as given, never as proven."""
+    nobody = another_local_user()
+    order_id = await waiting_order(e2e_server, e2e_env, codec_port)
+    port = codec_port if with_codec else None
+    forged = '{"by": "root", "proof": "0123456789abcdef:' + "0" * 64 + '"}'
+    refused = temporal(
+        e2e_server, port, "workflow", "update", "execute", "-w", order_id, "--name", "approve",
+        "-i", forged, as_user=nobody,
+    )  # fmt: skip
+    assert refused.returncode == 1, refused
+    # Without the codec the CLI cannot read the refusal's message, which the worker encrypts.
+    assert "(type: DecisionProofRefused" in refused.stderr, refused
+    if with_codec:
+        assert "the proof of this approve does not hold" in refused.stderr
+    assert "awaiting approval" in run_script("status.py", order_id, env=e2e_env).stdout
+
+    typed = temporal(
+        e2e_server, port, "workflow", "update", "execute", "-w", order_id, "--name", "approve",
+        "-i", '{"by": "root"}', as_user=nobody,
+    )  # fmt: skip
+    # Taken either way; without the codec the CLI cannot read the decision it gets back.
+    assert typed.returncode == 0 or "encoding is not supported" in typed.stderr, typed
+    status = run_script("status.py", order_id, env=e2e_env).stdout
+    assert 'approval:      approved by "root" (name given, not verified) at ' in status, status
 
 
 async def test_the_cli_lists_the_orders_awaiting_approval_by_their_step(
@@ -279,15 +319,13 @@ async def test_approve_and_reject_at_once_only_the_decision_that_stands_succeeds
     winner = next(name for name, code in codes.items() if code == 0)
     loser = next(name for name, code in codes.items() if code == 1)
     assert "Traceback" not in results[loser][1]
-    # Refused by the order's validator with the decision that stands, or, once the winner's
-    # decision has run the order to its end, by the server.
-    won = r"approved by \S+ at \S+ UTC \(fine by me\)"
+    # Refused with the decision that stands: by the order's validator, or, once the winner's
+    # decision has run the order to its end, as the ended order's result or failure says.
+    won = rf"approved by {re.escape(BY_ME)} at \S+ UTC \(fine by me\)"
     if winner == "reject":
-        won = r"rejected by \S+ at \S+ UTC \(looks fake\)"
-    ended = "completed" if winner == "approve" else "failed"
+        won = rf"rejected by {re.escape(BY_ME)} at \S+ UTC \(looks fake\)"
     assert re.fullmatch(
-        rf"error: order {order_id} (was already {won}; your decision did not take effect"
-        rf"|has already {ended})\n",
+        rf"error: order {order_id} was already {won}; your decision did not take effect\n",
         results[loser][1],
     ), results[loser]
     if winner == "approve":

@@ -1,12 +1,15 @@
 """Placing with an early return, deciding through updates, and finding orders by their step."""
 
 import asyncio
+import contextlib
+import os
 import uuid
 
 import pytest
 from support.orders import (
     NO_APPROVAL,
     ORDER,
+    ORDER_KEY,
     AnotherDecisionFirst,
     ChargeHeld,
     OrderHandle,
@@ -19,9 +22,11 @@ from support.orders import (
     result_of,
     until_reached,
 )
+from support.scripts import GIVEN
 from temporalio import client
 from temporalio.client import (
     WithStartWorkflowOperation,
+    WorkflowFailureError,
     WorkflowUpdateFailedError,
 )
 from temporalio.common import WorkflowIDConflictPolicy
@@ -30,8 +35,11 @@ from temporalio.testing import WorkflowEnvironment
 
 from command_line.exit import EXIT_OK
 from harness.processes import eventually
+from local.account import local_account
 from observability.search_attributes import ORDER_STEP, ORDER_TOTAL_CENTS, orders_awaiting_approval
-from orders.decision_update import decide_all_waiting
+from orders.decision_update import MovedOn, decide, decide_all_waiting, decide_order
+from payloads.codec import EncryptionCodec
+from payloads.decision_proof import PROOF_REFUSED, proof
 from shared import (
     NOBODY,
     ApprovalState,
@@ -43,6 +51,7 @@ from shared import (
     OrderResult,
     OrderStep,
     PaymentSettled,
+    Proof,
     RejectOrder,
 )
 from shop.services import Ledger, Services
@@ -209,7 +218,8 @@ async def test_first_decision_wins_and_a_second_is_refused_with_the_one_that_sta
     )
     assert refusal(second).type == DecisionRefused.ALREADY_DECIDED
     assert refusal(second).message == (
-        f"order {handle.id} was already approved by alice at {taken.at:%H:%M:%S} UTC"
+        f'order {handle.id} was already approved by "alice" (name given, not verified) at'
+        f" {taken.at:%H:%M:%S} UTC"
         " (checked the address)"
     )
     # Who decided, and when in workflow time, in the result the Web UI decodes too.
@@ -356,7 +366,7 @@ async def test_bulk_approval_decides_only_orders_that_await_approval(
 
     assert code == EXIT_OK
     lines = capsys.readouterr().out.splitlines()
-    assert lines[0].startswith(f"Approved order {waiting.id} by alice at ")
+    assert lines[0].startswith(f'Approved order {waiting.id} by "alice" {GIVEN} at ')
     assert lines[1:] == ["1 of 1 waiting orders approved."]
     assert still_charging.step == OrderStep.CHARGING_PAYMENT
     assert (still_charging.approval, still_charging.decision) == (ApprovalState.PENDING, None)
@@ -387,7 +397,138 @@ async def test_bulk_approval_reports_an_order_that_moved_on_and_still_succeeds(
     assert code == EXIT_OK
     lines = capsys.readouterr().out.splitlines()
     assert len(lines) == 2, lines
-    assert lines[0].startswith(f"skipped: order {handle.id} was already rejected by bob at ")
+    assert lines[0].startswith(
+        f'skipped: order {handle.id} was already rejected by "bob" {GIVEN} at '
+    )
     assert lines[0].endswith("(looks fake); your decision did not take effect")
     assert lines[1] == "0 of 1 waiting orders approved; 1 had moved on since they were listed."
     assert error.type == OrderError.REJECTED
+
+
+# --- Who decided: proven by the order key, or a name as given ------------------------------------
+
+
+def sign(
+    codec: EncryptionCodec, order_id: str, update: str, decision: ApproveOrder
+) -> ApproveOrder:
+    return decision.model_copy(update={"proof": proof(codec, order_id, update, decision)})
+
+
+async def test_a_decision_signed_with_the_order_key_records_the_account_as_proven(
+    time_skipping_env: WorkflowEnvironment, task_queue: str, services: Services
+) -> None:
+    async with order_worker(time_skipping_env, task_queue, services):
+        handle = await place(time_skipping_env, task_queue, ORDER)
+        await reach(handle, OrderStep.AWAITING_APPROVAL)
+        said = await decide(handle, ApproveOrder(reason="checked"), ORDER_KEY)
+        status = await handle.query(OrderWorkflow.get_status)
+        result = await result_of(handle)
+
+    assert status.decision is not None
+    assert (status.decision.by, status.decision.proof) == (local_account(), Proof.ORDER_KEY)
+    assert said.startswith(
+        f"Approved order {handle.id} by {local_account()} (local account holding the order key) at"
+    )
+    assert result.decision == status.decision
+
+
+@pytest.mark.parametrize(
+    "forgery",
+    [
+        "a proof made up",
+        "a proof signed for another order",
+        "an approval's proof on a rejection",
+        "a proof under another key",
+        "another name under a proof",
+    ],
+)
+async def test_a_decision_whose_proof_does_not_hold_is_refused_and_nothing_recorded(
+    time_skipping_env: WorkflowEnvironment, task_queue: str, services: Services, forgery: str
+) -> None:
+    approval = ApproveOrder(by="root", reason="ok")
+    async with order_worker(time_skipping_env, task_queue, services):
+        handle = await place(time_skipping_env, task_queue, ORDER)
+        await reach(handle, OrderStep.AWAITING_APPROVAL)
+        update, decision = {
+            "a proof made up": ("approve", approval.model_copy(update={"proof": "0" * 16 + ":00"})),
+            "a proof signed for another order": (
+                "approve",
+                sign(ORDER_KEY, "other", "approve", approval),
+            ),
+            "an approval's proof on a rejection": (
+                "reject",
+                RejectOrder(
+                    by="root",
+                    reason="ok",
+                    proof=sign(ORDER_KEY, handle.id, "approve", approval).proof,
+                ),
+            ),
+            "a proof under another key": (
+                "approve",
+                sign(EncryptionCodec([os.urandom(32)]), handle.id, "approve", approval),
+            ),
+            "another name under a proof": (
+                "approve",
+                sign(ORDER_KEY, handle.id, "approve", approval).model_copy(update={"by": "alice"}),
+            ),
+        }[forgery]
+        with pytest.raises(WorkflowUpdateFailedError) as refused:
+            await handle.execute_update(update, decision)
+        status = await handle.query(OrderWorkflow.get_status)
+
+    assert refusal(refused).type == PROOF_REFUSED
+    assert refusal(refused).message == (
+        f"the proof of this {update} does not hold: it was not signed for order {handle.id} with"
+        " its key"
+    )
+    assert (status.step, status.approval, status.decision) == (
+        OrderStep.AWAITING_APPROVAL,
+        ApprovalState.PENDING,
+        None,
+    )
+
+
+async def test_a_signal_is_recorded_as_a_name_given_even_with_a_proof(
+    time_skipping_env: WorkflowEnvironment, task_queue: str, services: Services
+) -> None:
+    """A signal has no validator, so no proof of one can be checked: its name is as given."""
+    async with order_worker(time_skipping_env, task_queue, services):
+        handle = await place(time_skipping_env, task_queue, ORDER)
+        await reach(handle, OrderStep.AWAITING_APPROVAL)
+        proven = sign(ORDER_KEY, handle.id, "approve", ApproveOrder(by="root"))
+        await handle.signal(OrderWorkflow.approve_order, proven)
+        result = await result_of(handle)
+
+    assert result.decision is not None
+    assert (result.decision.by, result.decision.proof) == ("root", Proof.NAME_GIVEN)
+    assert result.decision.who == '"root" (name given, not verified)'
+
+
+@pytest.mark.parametrize(
+    "first",
+    [ApproveOrder(by="alice"), RejectOrder(by="bob", reason="fake")],
+    ids=["approved", "rejected"],
+)
+async def test_a_decision_on_an_ended_order_names_the_decision_that_stood(
+    time_skipping_env: WorkflowEnvironment,
+    task_queue: str,
+    services: Services,
+    first: ApproveOrder | RejectOrder,
+) -> None:
+    async with order_worker(time_skipping_env, task_queue, services):
+        handle = await place(time_skipping_env, task_queue, ORDER)
+        await reach(handle, OrderStep.AWAITING_APPROVAL)
+        if isinstance(first, RejectOrder):
+            taken = await handle.execute_update(OrderWorkflow.reject, first)
+        else:
+            taken = await handle.execute_update(OrderWorkflow.approve, first)
+        with contextlib.suppress(WorkflowFailureError):
+            await handle.result()
+    # No worker runs now: the decision is read from the order's result or failure.
+    with pytest.raises(MovedOn) as late:
+        await decide_order(time_skipping_env.client, handle.id, ApproveOrder())
+
+    assert (
+        str(late.value)
+        == f"order {handle.id} was already {taken}; your decision did not take effect"
+    )

@@ -4,6 +4,8 @@ A change that would break orders already running (steps added, removed or reorde
 workflow.patched) fails here. See tools/record_histories.py for when and how to re-record.
 """
 
+import json
+import os
 from pathlib import Path
 
 import pytest
@@ -14,7 +16,7 @@ from temporalio.worker import Replayer
 from deploys.releases import OrderWorkflowRelease1, OrderWorkflowUnpatched
 from payloads.converter import PLAIN
 from payloads.interceptor import OneArgumentPerMessage
-from shared import Order, OrderResult
+from shared import Order, OrderResult, Proof
 from workflow import OrderWorkflow
 
 HISTORIES = Path(__file__).parent / "histories"
@@ -42,6 +44,7 @@ SCENARIOS = [
     "early_return_decided",
     "early_return_card_expired",
     "malformed_decisions",
+    "proven_decision",
 ]
 """The release1_* histories were recorded on release 1, before the fraud re-check; the others on
 release 2, the code in workflow.py."""
@@ -71,6 +74,28 @@ async def test_order_workflow_replays_recorded_history(scenario: str) -> None:
     await Replayer(
         workflows=[OrderWorkflow], interceptors=[OneArgumentPerMessage()], data_converter=PLAIN
     ).replay_workflow(recorded(scenario))
+
+
+async def test_a_proven_decision_replays_after_the_keys_change() -> None:
+    """A decision's proof is checked when it arrives, never on replay: a worker whose key file
+    has none of the keys of that time replays the order, which still says who proved it."""
+    # Imported here: the sandbox imports this module afresh for the workflows it defines, and
+    # cryptography's native module cannot be imported twice.
+    from payloads.codec import EncryptionCodec
+    from payloads.decision_proof import DecisionProofs
+
+    history = recorded("proven_decision")
+    other_keys = DecisionProofs(EncryptionCodec([os.urandom(32)]))
+    await Replayer(
+        workflows=[OrderWorkflow],
+        interceptors=[OneArgumentPerMessage(), other_keys],
+        data_converter=PLAIN,
+    ).replay_workflow(history)
+
+    completed = history.events[-1].workflow_execution_completed_event_attributes
+    result = OrderResult.model_validate(json.loads(completed.result.payloads[0].data), strict=False)
+    assert result.decision is not None
+    assert result.decision.proof == Proof.ORDER_KEY
 
 
 async def test_replay_fails_for_a_nondeterministic_change() -> None:

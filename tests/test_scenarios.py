@@ -9,7 +9,7 @@ import uuid
 from pathlib import Path
 
 import pytest
-from support.scripts import VALID_CARD, assert_one_line_error, new_order_id
+from support.scripts import BY_ME, VALID_CARD, assert_one_line_error, new_order_id
 from support.temporal_cli import ledger, temporal
 
 from harness.processes import (
@@ -211,10 +211,10 @@ async def test_bulk_decisions_approve_every_waiting_order_and_each_is_delivered(
             "the waiting orders to be listed",
         )
 
-        approved = run_script("approve.py", "--all-waiting", "--by", "alice", env=env)
+        approved = run_script("approve.py", "--all-waiting", env=env)
         assert approved.returncode == 0, approved
         *decisions, count = approved.stdout.splitlines()
-        one_line = rf"Approved order (\S+) by alice at {TIME} UTC\."
+        one_line = rf"Approved order (\S+) by {re.escape(BY_ME)} at {TIME} UTC\."
         matched = [re.fullmatch(one_line, line) for line in decisions]
         assert all(matched), approved.stdout
         assert sorted(match[1] for match in matched if match) == sorted(waiting)
@@ -222,7 +222,7 @@ async def test_bulk_decisions_approve_every_waiting_order_and_each_is_delivered(
 
         for order_id in waiting:
             summary = await delivered(env, order_id)
-            assert re.search(rf"\n  approval:      approved by alice at {TIME} UTC\n", summary)
+            assert f"\n  approval:      approved by {BY_ME} at " in summary
     for order_id in waiting:
         assert ledger(env, order_id) == f"{order_id}: {ONE_OF_EACH}"
 
@@ -269,12 +269,13 @@ async def test_status_shows_the_step_approval_and_total_then_the_summary(
     assert waiting == (
         f"Order {order_id}: awaiting approval\n  approval:      pending\n  total:         $35.00\n"
     )
-    assert (
-        run_script("approve.py", order_id, "checked", "--by", "alice", env=e2e_env).returncode == 0
-    )
+    assert run_script("approve.py", order_id, "checked", env=e2e_env).returncode == 0
     summary = await delivered(e2e_env, order_id)
     assert "  items:         1 x T-SHIRT @ $25.00, 2 x STICKERS @ $5.00\n" in summary
-    assert re.search(rf"\n  approval:      approved by alice at {TIME} UTC \(checked\)\n", summary)
+    assert re.search(
+        rf"\n  approval:      approved by {re.escape(BY_ME)} at {TIME} UTC \(checked\)\n",
+        summary,
+    )
 
 
 def test_human_in_the_loop_a_second_decision_is_refused_naming_the_first(
@@ -286,10 +287,11 @@ def test_human_in_the_loop_a_second_decision_is_refused_naming_the_first(
         "starter.py", VALID_CARD, "--inventory-down", "--order-id", order_id, "--no-wait",
         env=e2e_env,
     )  # fmt: skip
-    first = run_script("approve.py", order_id, "checked the address", "--by", "alice", env=e2e_env)
+    first = run_script("approve.py", order_id, "checked the address", env=e2e_env)
     assert first.returncode == 0, first
     decided = re.fullmatch(
-        rf"Approved order {order_id} by alice at ({TIME}) UTC: checked the address\n", first.stdout
+        rf"Approved order {order_id} by {re.escape(BY_ME)} at ({TIME}) UTC: checked the address\n",
+        first.stdout,
     )
     assert decided, first.stdout
     second = run_script(
@@ -297,7 +299,8 @@ def test_human_in_the_loop_a_second_decision_is_refused_naming_the_first(
     )
     assert_one_line_error(
         second,
-        f"order {order_id} was already approved by alice at {decided[1]} UTC (checked the address);"
+        f"order {order_id} was already approved by {BY_ME} at {decided[1]} UTC"
+        " (checked the address);"
         " your decision did not take effect",
     )
 

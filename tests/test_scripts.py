@@ -11,7 +11,7 @@ from pathlib import Path
 
 import psutil  # type: ignore[import-untyped]
 import pytest
-from support.scripts import VALID_CARD, assert_one_line_error, new_order_id
+from support.scripts import BY_ME, VALID_CARD, assert_one_line_error, new_order_id
 
 from harness.processes import (
     SCRIPT_TIMEOUT,
@@ -45,10 +45,11 @@ async def test_happy_path_place_approve_deliver(
     assert f"; it waits 30 s for approval: ./approve.py {order_id}\n" in placed
     assert f"/namespaces/default/workflows/{order_id}" in placed
 
-    approved = run_script("approve.py", order_id, "looks good", "--by", "ann", env=e2e_env)
+    approved = run_script("approve.py", order_id, "looks good", env=e2e_env)
     assert approved.returncode == 0, approved
     assert re.fullmatch(
-        rf"Approved order {order_id} by ann at \d\d:\d\d:\d\d UTC: looks good\n", approved.stdout
+        rf"Approved order {order_id} by {re.escape(BY_ME)} at \d\d:\d\d:\d\d UTC: looks good\n",
+        approved.stdout,
     ), approved
 
     assert starter.finish() == 0, starter.errors()
@@ -56,7 +57,9 @@ async def test_happy_path_place_approve_deliver(
     assert f"Order {order_id} delivered." in out
     for field in ("payment:       txn-", "reservation:   rsv-", "tracking:      trk-"):
         assert field in out
-    assert re.search(r"approval:      approved by ann at \S+ UTC \(looks good\)\n", out), out
+    assert re.search(
+        rf"approval:      approved by {re.escape(BY_ME)} at \S+ UTC \(looks good\)\n", out
+    ), out
 
 
 def test_api_downtime_is_ridden_out_and_logged_one_line_per_attempt(
@@ -274,7 +277,7 @@ async def test_bulk_approval_decides_only_the_waiting_orders(
         rejected = run_script("approve.py", "--all-waiting", "--reject", "batch closed", env=env)
         assert rejected.returncode == 0, rejected
         lines = rejected.stdout.splitlines()
-        decided = r"Rejected order (\S+) by \S+ at \d\d:\d\d:\d\d UTC: batch closed"
+        decided = rf"Rejected order (\S+) by {re.escape(BY_ME)} at \d\d:\d\d:\d\d UTC: batch closed"
         assert sorted(re.fullmatch(decided, line)[1] for line in lines[:-1]) == sorted(rest)  # type: ignore[index]
         assert lines[-1] == "2 of 2 waiting orders rejected."
 

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from support.scripts import VALID_CARD
+from support.scripts import BY_ME, VALID_CARD
 
 from command_line.connection import DEV_SERVER_DYNAMIC_CONFIG
 from harness.processes import (
@@ -108,7 +108,9 @@ async def test_an_order_waiting_on_release_1_is_approved_on_release_2_without_th
 
     with running_worker(env, tmp_path / "release-2.log", *NO_CODEC) as release_2:
         approved = run_script("approve.py", waiting, env=env)
-        assert re.fullmatch(rf"Approved order {waiting} by \S+ at \S+ UTC\.\n", approved.stdout)
+        assert re.fullmatch(
+            rf"Approved order {waiting} by {re.escape(BY_ME)} at \S+ UTC\.\n", approved.stdout
+        )
         await eventually(
             status_saying(env, waiting, "delivered"), "the waiting order to be delivered"
         )

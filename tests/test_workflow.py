@@ -249,14 +249,15 @@ async def test_approver_whose_decision_lost_the_race_is_told_so(
         racing = client.Client(**config)
         with pytest.raises(decision_update.MovedOn) as lost:
             await decision_update.decide(
-                racing.get_workflow_handle(handle.id), ApproveOrder(by="alice", reason="fine")
+                racing.get_workflow_handle(handle.id), ApproveOrder(by="alice", reason="fine"), None
             )
         error = await failure_of(handle)
         status = await handle.query(OrderWorkflow.get_status)
 
     assert status.decision is not None
     assert str(lost.value) == (
-        f"order {handle.id} was already rejected by bob at {status.decision.at:%H:%M:%S} UTC"
+        f'order {handle.id} was already rejected by "bob" (name given, not verified) at'
+        f" {status.decision.at:%H:%M:%S} UTC"
         " (looks fake); your decision did not take effect"
     )
     assert error.type == OrderError.REJECTED

@@ -27,13 +27,15 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 # The sample is a flat folder of scripts that import each other by bare name; the orders it
-# records are the tests' own.
+# records are the tests' own, placed with the tests' harness.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "order_application"))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 from support.orders import (
     NO_APPROVAL,
     ORDER,
+    ORDER_KEY,
     changed,
     order_worker,
     register_search_attributes,
@@ -42,6 +44,7 @@ from support.orders import (
 from deploys.releases import OrderWorkflowRelease1
 from deploys.workflow_bug import BuggyOrderWorkflow
 from observability.search_attributes import SEARCH_ATTRIBUTES
+from orders.decision_update import decide
 from payloads.converter import PLAIN
 from shared import (
     ApproveOrder,
@@ -214,6 +217,11 @@ async def malformed_decisions(handle: OrderHandle) -> None:
     await handle.signal(OrderWorkflow.reject_order, RejectOrder(by="carol"))
 
 
+async def proven_decision(handle: OrderHandle) -> None:
+    """approve.py's decision: its OS account, signed with the order key the worker checks."""
+    await decide(handle, ApproveOrder(reason="checked the address"), ORDER_KEY)
+
+
 def approved(handle: OrderHandle) -> Awaitable[None]:
     return handle.signal(OrderWorkflow.approve_order, ApproveOrder(reason="regular customer"))
 
@@ -302,6 +310,10 @@ SCENARIOS: dict[str, tuple[bool, Scenario]] = {
     "malformed_decisions": (
         False,
         placed(early_return=True, once=awaiting_approval, then=malformed_decisions),
+    ),
+    "proven_decision": (
+        False,
+        placed(early_return=True, once=awaiting_approval, then=proven_decision),
     ),
 }
 

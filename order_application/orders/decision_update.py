@@ -7,16 +7,21 @@ from datetime import timedelta
 
 from temporalio.client import (
     Client,
+    WorkflowExecutionStatus,
     WorkflowUpdateFailedError,
     WorkflowUpdateRPCTimeoutOrCancelledError,
 )
+from temporalio.converter import PayloadCodec
 from temporalio.exceptions import ApplicationError, FailureError
 from temporalio.service import RPCError, RPCStatusCode
 
 from command_line.exit import EXIT_NO, EXIT_OK
+from local.account import local_account
 from local.errors import UserError
 from observability.search_attributes import orders_awaiting_approval
 from orders.handle import NO_WORKER_SECONDS, OrderHandle, running_order
+from orders.status_query import decision_that_stood
+from payloads.decision_proof import proof
 from shared import ApproveOrder, Decision, DecisionRefused, RejectOrder
 from workflow import OrderWorkflow
 
@@ -24,6 +29,7 @@ NO_WORKER = timedelta(seconds=NO_WORKER_SECONDS)
 # Decisions in flight at once when deciding every waiting order: each waits for the worker to run
 # its update.
 BULK_CONCURRENCY = 50
+ALSO = "; your decision did not take effect"
 
 
 class MovedOn(UserError):
@@ -33,8 +39,9 @@ class MovedOn(UserError):
 async def decide_order(client: Client, order_id: str, decision: ApproveOrder | RejectOrder) -> str:
     """`decide`, for an order known by its ID: a one-line UserError when there is no such order
     or it has finished."""
+    handle = client.get_workflow_handle_for(OrderWorkflow.run, order_id)
     try:
-        return await decide(client.get_workflow_handle_for(OrderWorkflow.run, order_id), decision)
+        return await decide(handle, decision, client.data_converter.payload_codec)
     except RPCError as err:
         if err.status == RPCStatusCode.NOT_FOUND:  # No such order, or one that has finished.
             await running_order(client, order_id)
@@ -57,12 +64,13 @@ async def decide_all_waiting(
         print("No order is waiting for approval.")
         return EXIT_OK
     limit = asyncio.Semaphore(BULK_CONCURRENCY)
+    codec = client.data_converter.payload_codec
 
     async def decide_listed(handle: OrderHandle) -> bool | None:
         """True: decided; None: moved on; False: failed."""
         async with limit:
             try:
-                print(await decide(handle, decision), flush=True)
+                print(await decide(handle, decision, codec), flush=True)
                 return True
             except MovedOn as err:
                 print(f"skipped: {err}", flush=True)
@@ -86,11 +94,21 @@ async def decide_all_waiting(
     return EXIT_NO if False in outcomes else EXIT_OK
 
 
-async def decide(handle: OrderHandle, decision: ApproveOrder | RejectOrder) -> str:
+async def decide(
+    handle: OrderHandle, decision: ApproveOrder | RejectOrder, codec: PayloadCodec | None
+) -> str:
     """Sends the decision as one update; what took effect, in one line. A refusal is a UserError
-    (MovedOn when the order no longer awaits approval)."""
+    (MovedOn when the order no longer awaits approval).
+
+    A decision that names nobody is this process's OS account's, signed with the order key the
+    codec holds, so the order records it as proven. A name given instead is recorded as given.
+    """
     rejecting = isinstance(decision, RejectOrder)
     what = "rejection" if rejecting else "approval"
+    if not decision.by:
+        update = "reject" if rejecting else "approve"
+        decision = decision.model_copy(update={"by": local_account()})
+        decision = decision.model_copy(update={"proof": proof(codec, handle.id, update, decision)})
     try:
         # The order's validator accepts it only while the order awaits approval and nobody has
         # decided; the answer is the decision that took effect.
@@ -98,12 +116,17 @@ async def decide(handle: OrderHandle, decision: ApproveOrder | RejectOrder) -> s
     except WorkflowUpdateFailedError as err:
         refused = err.cause
         if isinstance(refused, ApplicationError) and refused.type in set(DecisionRefused):
-            also = "; your decision did not take effect"
             if refused.type == DecisionRefused.ALREADY_DECIDED:
-                raise MovedOn(f"{refused.message}{also}") from err
+                raise MovedOn(f"{refused.message}{ALSO}") from err
             raise MovedOn(refused.message) from err
         why = refused.message if isinstance(refused, FailureError) else str(refused)
         raise UserError(f"order {handle.id} refused the {what}: {why}") from err
+    except RPCError as err:
+        # NOT_FOUND: no such order, or one that has ended. One that ended after a decision says
+        # which, as a running order does.
+        if err.status == RPCStatusCode.NOT_FOUND and (stood := await _decision_if_ended(handle)):
+            raise MovedOn(f"order {handle.id} was already {stood}{ALSO}") from err
+        raise
     except WorkflowUpdateRPCTimeoutOrCancelledError:
         # No worker accepted the update (none runs, or none can replay the order): a refused or
         # unanswered update leaves no trace, so send the decision as a signal, which the order's
@@ -118,6 +141,18 @@ async def decide(handle: OrderHandle, decision: ApproveOrder | RejectOrder) -> s
     return f"{verb} order {handle.id} {taken.who_and_when}" + (
         f": {taken.reason}" if taken.reason else "."
     )
+
+
+async def _decision_if_ended(handle: OrderHandle) -> Decision | None:
+    try:
+        description = await handle.describe()
+    except RPCError as err:
+        if err.status == RPCStatusCode.NOT_FOUND:
+            return None
+        raise
+    if description.status == WorkflowExecutionStatus.RUNNING:
+        return None
+    return await decision_that_stood(handle)
 
 
 def _update(handle: OrderHandle, decision: ApproveOrder | RejectOrder) -> Awaitable[Decision]:

@@ -16,7 +16,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from local.errors import UserError
 from orders.handle import describe_order, finished
-from shared import CompensationResult, OrderFailure, OrderResult, OrderStatus
+from shared import CompensationResult, Decision, OrderFailure, OrderResult, OrderStatus
 from workflow import OrderWorkflow
 
 # A running worker answers a query in milliseconds; past this, no worker is polling.
@@ -105,8 +105,21 @@ async def failure_reason(
         return "cancelled through Temporal", status.compensations if status else []
     if not isinstance(cause, ApplicationError):
         return (cause.message if isinstance(cause, FailureError) else str(cause)), []
-    if not cause.details:
-        return cause.message, []
+    failure = _order_failure(cause)
+    return cause.message, failure.compensations if failure else []
+
+
+async def decision_that_stood(handle: WorkflowHandle[Any, Any]) -> Decision | None:
+    """The approval decision of an order that has ended, from its result or its failure: no
+    worker needs to run for it."""
+    try:
+        return OrderResult.model_validate(await handle.result(), strict=False).decision
+    except WorkflowFailureError as err:
+        cause = err.cause
+        failure = _order_failure(cause) if isinstance(cause, ApplicationError) else None
+        return failure.decision if failure else None
+
+
+def _order_failure(error: ApplicationError) -> OrderFailure | None:
     # Failure details arrive as plain JSON values: the error carries no type to read them as.
-    failure = OrderFailure.model_validate(cause.details[0], strict=False)
-    return cause.message, failure.compensations
+    return OrderFailure.model_validate(error.details[0], strict=False) if error.details else None

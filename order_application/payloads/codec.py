@@ -35,6 +35,7 @@ class _KeyRing(NamedTuple):
     """The ID of the key that encrypts."""
     ciphers: dict[str, AESGCM]
     proof_keys: dict[str, bytes]
+    signing_keys: dict[str, bytes]
 
 
 class EncryptionCodec(PayloadCodec):
@@ -70,6 +71,7 @@ class EncryptionCodec(PayloadCodec):
             current=key_id(keys[0]),
             ciphers={key_id(key): AESGCM(key) for key in keys},
             proof_keys={key_id(key): _proof_key(key) for key in keys},
+            signing_keys={key_id(key): _signing_key(key) for key in keys},
         )
 
     async def encode(self, payloads: Sequence[Payload]) -> list[Payload]:
@@ -148,6 +150,20 @@ class EncryptionCodec(PayloadCodec):
         known = self._ring.proof_keys.get(key)
         return known is not None and hmac.compare_digest(_proof(known, challenge), proof)
 
+    def sign(self, message: bytes) -> str:
+        """`KEY_ID:HMAC` of `message`, under a key of its own derived from the current key: a
+        signature only a holder of the key file can make, and the codec server never makes."""
+        ring = self._ring
+        return f"{ring.current}:{_proof(ring.signing_keys[ring.current], message)}"
+
+    def signed(self, message: bytes, signature: str) -> bool:
+        """Whether `signature` is sign(message) under any key of the file, rotated ones too.
+        (A key put on top since the worker started is known once a payload encrypted with it
+        arrives: the decision's own payload.)"""
+        wanted, _, mac = signature.partition(":")
+        known = self._ring.signing_keys.get(wanted)
+        return known is not None and hmac.compare_digest(_proof(known, message), mac)
+
 
 def _is_ours(payload: Payload) -> bool:
     return payload.metadata.get("encoding") == ENCODING and bool(
@@ -162,6 +178,12 @@ def _key_id_of(payload: Payload) -> str:
 def _proof_key(key: bytes) -> bytes:
     # A key of its own for proofs, derived from the encryption key: a proof never helps decrypt.
     return hashlib.sha256(b"order codec server proof\0" + key).digest()
+
+
+def _signing_key(key: bytes) -> bytes:
+    # Another key of its own, for signatures: the codec server answers challenges with the proof
+    # key, so signing with that one would make it a signing oracle for anyone who reaches it.
+    return hashlib.sha256(b"order decision signature\0" + key).digest()
 
 
 def _proof(proof_key: bytes, challenge: bytes) -> str:

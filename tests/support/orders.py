@@ -1,6 +1,7 @@
 """Orders for tests: a sample order, a worker of the test's own, and ways to wait on an order."""
 
 import asyncio
+import os
 import uuid
 from collections import Counter
 from datetime import date
@@ -21,6 +22,8 @@ from temporalio.worker import Worker
 from activities import OrderActivities
 from harness.processes import DEADLINE_SECONDS, eventually
 from observability.search_attributes import SEARCH_ATTRIBUTES
+from payloads.codec import EncryptionCodec
+from payloads.decision_proof import DecisionProofs
 from payloads.interceptor import OneArgumentPerMessage
 from shared import (
     LineItem,
@@ -36,6 +39,10 @@ from shop.services import Ledger, Services
 from workflow import OrderWorkflow
 
 M = TypeVar("M", bound=BaseModel)
+
+ORDER_KEY = EncryptionCodec([os.urandom(32)])
+"""The order key of the tests' in-process workers, which check decisions signed with it; their
+payloads stay plain JSON, so a test can read and tamper with them."""
 
 
 def changed(model: M, **changes: Any) -> M:
@@ -93,7 +100,7 @@ def order_worker(
         task_queue=task_queue,
         workflows=[workflow],
         activities=OrderActivities(services).all(),
-        interceptors=[OneArgumentPerMessage()],
+        interceptors=[OneArgumentPerMessage(), DecisionProofs(ORDER_KEY)],
     )
 
 

@@ -5,9 +5,16 @@ import subprocess
 import uuid
 from datetime import date
 
+from local.account import local_account
+
 VALID_CARD = f"12/{(date.today().year + 4) % 100:02d}"
 """A card that expires in December, four years from now: valid on any day the suite runs. Tests
 that show the README's own command use its literal 12/30 instead."""
+
+BY_ME = f"{local_account()} (local account holding the order key)"
+"""How an order records a decision from approve.py: the account running it, proven by its key."""
+GIVEN = "(name given, not verified)"
+"""How an order records a name a client typed."""
 
 EXPIRED_CARD = f"01/{(date.today().year - 3) % 100:02d}"
 """A card that expired three years ago."""

@@ -2,7 +2,11 @@
 signalling and updating orders, and reading their histories."""
 
 import json
+import os
+import shutil
 import subprocess
+
+import pytest
 
 from harness.processes import (
     TEMPORAL_CLI,
@@ -24,13 +28,15 @@ VALID = {
 
 
 def temporal(
-    server: DevServer, codec_port: int | None, *args: str
+    server: DevServer, codec_port: int | None, *args: str, as_user: str | None = None
 ) -> subprocess.CompletedProcess[str]:
     """The official CLI, as a person who has read the README runs it: with the codec endpoint,
-    or with none (`codec_port` None), when it sends plain JSON."""
+    or with none (`codec_port` None), when it sends plain JSON; run as another local account
+    with `as_user` (see another_local_user)."""
     codec = ["--codec-endpoint", f"http://127.0.0.1:{codec_port}"] if codec_port else []
+    user = ["runuser", "-u", as_user, "--"] if as_user else []
     return subprocess.run(
-        [str(TEMPORAL_CLI), *args, "--address", server.address, *codec],
+        [*user, str(TEMPORAL_CLI), *args, "--address", server.address, *codec],
         capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL,
     )  # fmt: skip
 
@@ -106,3 +112,11 @@ def update_with_start(
         "--id-conflict-policy", "Fail", "--id-reuse-policy", "RejectDuplicate",
         "-i", as_input(order),
     )  # fmt: skip
+
+
+def another_local_user() -> str:
+    """`nobody`, an account that cannot read this user's files: the attacker on the same machine.
+    Skips, saying why, where the tests cannot act as another user (CI fails instead)."""
+    if os.getuid() != 0 or shutil.which("runuser") is None:
+        pytest.skip("acting as another local user takes root and runuser")
+    return "nobody"
