@@ -178,6 +178,35 @@ def test_duplicate_order_id_is_refused(e2e_env: dict[str, str], e2e_worker: Work
     assert_one_line_error(again, f"order {order_id} already exists")
 
 
+def test_no_wait_answers_in_10_s_when_the_payment_never_settles(
+    e2e_server: DevServer, tmp_path: Path
+) -> None:
+    """A worker runs, but every service call outlasts its 5 s timeout, so the order retries its
+    policy check for ever: the starter says what it says when no worker runs, and the order goes
+    on."""
+    env = script_env(
+        e2e_server, tmp_path, ORDER_TASK_QUEUE=f"slow-{uuid.uuid4().hex[:6]}",
+        ORDER_SERVICE_DELAY="6",
+    )  # fmt: skip
+    order_id = new_order_id()
+    # Builds the script's environment on a first run, so that the run below is timed by its wait.
+    assert run_script("starter.py", "--help", env=env).returncode == 0
+    with running_worker(env, tmp_path / "worker.log"):
+        # 10 s and the script's start-up, with room to spare; a starter that waits for the
+        # payment never returns.
+        placed = run_script(
+            "starter.py", VALID_CARD, "--order-id", order_id, "--no-wait", env=env, timeout=60
+        )
+        status = run_script("status.py", order_id, env=env)
+    assert placed.returncode == 0, placed
+    assert placed.stdout.splitlines()[0] == (
+        f"Placed order {order_id}; its payment has not settled within 10 s. If no worker runs,"
+        f" start one (./worker.py); see where it is with ./status.py {order_id}"
+    )
+    assert placed.stderr == ""
+    assert status.stdout.startswith(f"Order {order_id}: checking policy\n"), status
+
+
 async def test_reject_with_reason_refunds(
     e2e_env: dict[str, str], e2e_worker: Worker, tmp_path: Path
 ) -> None:

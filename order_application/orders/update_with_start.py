@@ -1,7 +1,7 @@
 """Placing an order with Update-with-Start: one call starts it and waits for its payment answer."""
 
+import asyncio
 import uuid
-from datetime import timedelta
 
 from temporalio.client import (
     Client,
@@ -51,10 +51,14 @@ async def place_order(
         id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
     )
     try:
-        return await client.execute_update_with_start_workflow(
-            OrderWorkflow.payment_settled,
-            start_workflow_operation=placing,
-            rpc_timeout=timedelta(seconds=NO_WORKER_SECONDS),
+        # The bound is on the whole call: an `rpc_timeout` would bound only its first request,
+        # and once a worker has taken the update the SDK polls for its answer for as long as the
+        # payment takes (for ever, while a service never answers in time).
+        return await asyncio.wait_for(
+            client.execute_update_with_start_workflow(
+                OrderWorkflow.payment_settled, start_workflow_operation=placing
+            ),
+            NO_WORKER_SECONDS,
         )
     except WorkflowAlreadyStartedError as err:
         raise UserError(
@@ -65,5 +69,6 @@ async def place_order(
         raise PaymentRefused(
             cause.message if isinstance(cause, FailureError) else str(cause)
         ) from err
-    except WorkflowUpdateRPCTimeoutOrCancelledError:
+    except (TimeoutError, WorkflowUpdateRPCTimeoutOrCancelledError):
+        # The SDK reports the cancel that ends its wait as WorkflowUpdateRPCTimeoutOrCancelledError.
         return None
