@@ -11,6 +11,7 @@ from itertools import groupby
 
 from command_line.exit import EXIT_OK, finish
 from local.errors import UserError
+from local.printable import printable
 from shop.services import Ledger, ledger_path
 
 
@@ -31,10 +32,11 @@ def main() -> int:
     ):
         order_effects = list(group)
         counts = Counter(effect.kind for effect in order_effects)
-        print(f"{order_id}: " + ", ".join(f"{n} {kind}" for kind, n in counts.items()))
+        # The order ID and the details come from orders any client may have placed.
+        print(printable(f"{order_id}: " + ", ".join(f"{n} {kind}" for kind, n in counts.items())))
         for effect in order_effects:
             repeats = f"  (asked {effect.requests} times)" if effect.requests > 1 else ""
-            print(f"  {effect.created_at}  {effect.kind:<13} {effect.detail}{repeats}")
+            print(printable(f"  {effect.created_at}  {effect.kind:<13} {effect.detail}{repeats}"))
     return EXIT_OK
 
 

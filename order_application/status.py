@@ -22,26 +22,28 @@ async def main() -> int:
     # and a usage error do without.
     from command_line.connection import connect, load_settings
     from command_line.reports import describe_approval, describe_compensations, describe_result
+    from local.printable import printable
     from orders.status_query import Delivered, Ended, where_is
     from shop.rules import format_cents
 
     client = await connect(load_settings())
     status = await where_is(client, args.order_id)
+    # The order's text may come from any client: each line is escaped as it is printed.
     if isinstance(status, Delivered):
         print(describe_result(status.result))
         return EXIT_OK
     if isinstance(status, Ended):
-        print(f"Order {args.order_id} {status.how}: {status.reason}")
-        print(f"  undone: {describe_compensations(status.compensations)}")
+        print(printable(f"Order {args.order_id} {status.how}: {status.reason}"))
+        print(printable(f"  undone: {describe_compensations(status.compensations)}"))
         return EXIT_OK
-    print(f"Order {args.order_id}: {status.step}")
+    print(printable(f"Order {args.order_id}: {status.step}"))
     approval = describe_approval(status.approval, status.decision)
-    print(f"  approval:      {approval}")
+    print(printable(f"  approval:      {approval}"))
     print(f"  total:         {format_cents(status.total_cents)}")
     if status.cancel_reason:
-        print(f"  cancelling:    {status.cancel_reason}")
+        print(printable(f"  cancelling:    {status.cancel_reason}"))
     if status.compensations:
-        print(f"  undone:        {describe_compensations(status.compensations)}")
+        print(printable(f"  undone:        {describe_compensations(status.compensations)}"))
     return EXIT_OK
 
 

@@ -201,7 +201,9 @@ def web_ui_link(settings: Settings, workflow_id: str) -> str | None:
     base = web_ui(settings)
     if base is None:
         return None
-    return f"{base}/namespaces/{quote(settings.namespace)}/workflows/{quote(workflow_id)}"
+    # Quoted with nothing left safe: an ID that holds `/` or `..` cannot point the link elsewhere.
+    namespace, order = quote(settings.namespace, safe=""), quote(workflow_id, safe="")
+    return f"{base}/namespaces/{namespace}/workflows/{order}"
 
 
 def _short(err: Exception) -> str:

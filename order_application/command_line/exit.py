@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from local.errors import UserError
+from local.printable import printable
 
 EXIT_OK, EXIT_NO, EXIT_USAGE = 0, 1, 2
 """0: done; 1: the order or the server said no; 2: bad usage (argparse's own code)."""
@@ -20,7 +21,8 @@ def finish(main: Callable[[], int]) -> NoReturn:
     try:
         code = main()
     except UserError as err:
-        print(f"error: {err}", file=sys.stderr)
+        # Its message may quote what the server holds (an order ID, a reason): escaped here, once.
+        print(f"error: {printable(str(err))}", file=sys.stderr)
         code = EXIT_NO
     except KeyboardInterrupt:
         code = 130

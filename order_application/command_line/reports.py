@@ -1,5 +1,6 @@
 """What the scripts and the inbox say about an order: its items, its result, what was undone."""
 
+from local.printable import printable
 from shared import (
     ApprovalState,
     CompensationResult,
@@ -9,6 +10,9 @@ from shared import (
     PaymentSettled,
 )
 from shop.rules import format_cents
+
+# A one-line description is the order's text as it is: whoever prints it escapes it (`printable`)
+# once. describe_result, being several lines, escapes each line itself.
 
 
 def describe_approval(approval: ApprovalState, decision: Decision | None) -> str:
@@ -24,6 +28,8 @@ def describe_items(items: list[LineItem]) -> str:
 
 
 def describe_result(result: OrderResult) -> str:
+    """The delivered order, line by line, ready to print: each line is escaped (`printable`), so
+    no field can break a line or send the terminal a command."""
     lines = [
         f"Order {result.order_id} delivered.",
         f"  customer:      {result.customer}",
@@ -42,7 +48,7 @@ def describe_result(result: OrderResult) -> str:
         f"  arriving:      {result.shipment.estimated_delivery.isoformat()}",
         f"  confirmation:  e-mail {result.confirmation.message_id}",
     ]
-    return "\n".join(lines)
+    return "\n".join(printable(line) for line in lines)
 
 
 def describe_compensations(compensations: list[CompensationResult]) -> str:

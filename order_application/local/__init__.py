@@ -1,1 +1,2 @@
-"""This machine: the data directory, files kept private, loopback names, and UserError."""
+"""This machine: the data directory, files kept private, loopback names, printable text and
+UserError."""

@@ -9,6 +9,7 @@ from temporalio.common import SearchAttributeKey
 from temporalio.service import RPCError
 
 from local.errors import UserError
+from local.printable import printable
 from shared import OrderStep
 
 ORDER_STEP = SearchAttributeKey.for_keyword("OrderStep")
@@ -39,7 +40,10 @@ async def require_search_attributes(client: Client) -> None:
             ListSearchAttributesRequest(namespace=client.namespace)
         )
     except RPCError as err:  # Such as an API key that may not list them: let the orders tell.
-        print(f"Could not check the search attributes OrderStep and OrderTotalCents: {err.message}")
+        print(
+            "Could not check the search attributes OrderStep and OrderTotalCents:"
+            f" {printable(err.message)}"
+        )
         return
     missing = [
         key.name for key in SEARCH_ATTRIBUTES if key.name not in registered.custom_attributes

@@ -1,12 +1,15 @@
-"""The worker's log: one short line per step of an order, and per failure it expects."""
+"""The worker's log: one short, escaped line per step of an order, and per failure it expects."""
 
 import logging
 import re
+from collections.abc import Iterator
+from types import TracebackType
 
 from temporalio import activity, workflow
 from temporalio.exceptions import ApplicationError
 
 from local.errors import UserError
+from local.printable import printable
 from shop.services import ServiceUnavailableError
 
 # Failures the order is built to meet: retried (a service down) or final (a declined card, an item
@@ -15,6 +18,45 @@ EXPECTED_FAILURES = (ServiceUnavailableError, ApplicationError)
 
 # How the SDK names the signal it drops because its input is not the handler's model.
 _DROPPED_SIGNAL = re.compile(r"Failed deserializing signal input for (\S+) ")
+
+# How the SDK says it cannot run a workflow task: the run, then (in the error) the workflow type,
+# which is whatever the workflow's starter named.
+_FAILED_ACTIVATION = re.compile(r"Failed handling activation on workflow with run ID (\S+)")
+_UNKNOWN_TYPE = re.compile(r"Workflow class (.*) is not registered on this worker", re.DOTALL)
+
+# Runs of an unknown type already logged, remembered up to this many: a flood of such workflows
+# costs a bounded memory, and one forgotten is only logged again.
+REMEMBERED_RUNS = 10_000
+
+
+class EscapedFormatter(logging.Formatter):
+    """Every record on one line, escaped (`printable`): workflow IDs and types, and failure text,
+    come from whoever started the workflow and must not break the log's lines or send the
+    terminal a command. A traceback keeps its lines, with each exception's message escaped."""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        return printable(super().formatMessage(record))
+
+    def formatException(
+        self,
+        ei: tuple[type[BaseException], BaseException, TracebackType | None]
+        | tuple[None, None, None],
+    ) -> str:
+        text = super().formatException(ei)
+        # The traceback's other lines are this program's code; a message may quote a client.
+        for error in _chain(ei[1]):
+            message = str(error)
+            text = text.replace(message, printable(message))
+        return text
+
+
+def _chain(error: BaseException | None) -> Iterator[BaseException]:
+    """The error, then the one it was raised from or during, and so on, as a traceback shows."""
+    seen: set[int] = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        yield error
+        error = error.__cause__ or error.__context__
 
 
 class ExpectedFailuresOnOneLine(logging.Filter):
@@ -67,9 +109,44 @@ class WorkflowProblemsOnOneLine(logging.Filter):
         return True
 
 
+class UnknownWorkflowTypeOncePerRun(logging.Filter):
+    """Logs a workflow of a type this worker does not run once per run, in one line, where the SDK
+    logs a traceback at every retry of its workflow task (a retry every 10 s, for as long as it
+    runs). Such a workflow is anyone's to start on the task queue; it waits for a worker that runs
+    its type, or for someone to terminate it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._logged_runs: dict[str, None] = {}  # A set that remembers its order.
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        failed = _FAILED_ACTIVATION.match(record.getMessage())
+        unknown = _UNKNOWN_TYPE.match(error.message if isinstance(error, ApplicationError) else "")
+        if not (failed and unknown):
+            return True
+        run_id = failed[1]
+        if run_id in self._logged_runs:
+            return False
+        self._logged_runs[run_id] = None
+        if len(self._logged_runs) > REMEMBERED_RUNS:
+            del self._logged_runs[next(iter(self._logged_runs))]
+        record.msg = (
+            "Workflow run %s is of type '%s', which this worker does not run: its workflow task"
+            " fails at every retry until a worker that runs it polls, or it is terminated"
+            " (logged once per run)"
+        )
+        record.args = (run_id, unknown[1])
+        record.levelno, record.levelname = logging.WARNING, "WARNING"
+        record.exc_info = None
+        return True
+
+
 def configure_logging() -> None:
-    """One short line per step of an order, with the time."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
+    """One short line per step of an order, with the time; whatever a client named, escaped."""
+    handler = logging.StreamHandler()
+    handler.setFormatter(EscapedFormatter("%(asctime)s %(message)s", datefmt="%H:%M:%S"))
+    logging.basicConfig(level=logging.INFO, handlers=[handler])
     # Every message names its order; the SDK's context dictionary on each line is only noise here.
     activity.logger.activity_info_on_message = False
     workflow.logger.workflow_info_on_message = False
@@ -79,3 +156,4 @@ def configure_logging() -> None:
     logging.getLogger("temporalio.activity").addFilter(ExpectedFailuresOnOneLine())
     for name in ("temporalio.worker._workflow", "temporalio.worker._workflow_instance"):
         logging.getLogger(name).addFilter(WorkflowProblemsOnOneLine())
+    logging.getLogger("temporalio.worker._workflow").addFilter(UnknownWorkflowTypeOncePerRun())

@@ -19,6 +19,12 @@ GIVEN = "(name given, not verified)"
 EXPIRED_CARD = f"01/{(date.today().year - 3) % 100:02d}"
 """A card that expired three years ago."""
 
+FORGED_LINE = "\r\x1b[2K18:00:00 Order order-forged completed"
+"""Text from another client that acts on a terminal: back to the line's start, erase the line,
+write a log line of its own."""
+FORGED_LINE_SHOWN = r"\r\x1b[2K18:00:00 Order order-forged completed"
+"""FORGED_LINE as the scripts and the worker's log print it: visible, and doing nothing."""
+
 
 def new_order_id(prefix: str = "e2e") -> str:
     """An order ID no other test uses."""
