@@ -29,8 +29,7 @@ from activities import OrderActivities
 from benchmarks.baseline import BaselineWorkflow, no_op
 from command_line.connection import data_converter
 from observability.worker_log import configure_logging
-from payloads.decision_proof import DecisionProofs
-from payloads.interceptor import OneArgumentPerMessage
+from payloads.interceptor import DecisionProofs, OneArgumentPerMessage
 from shop.services import Ledger, Services
 from worker import MAX_CACHED_ORDERS
 from workflow import OrderWorkflow

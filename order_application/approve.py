@@ -31,13 +31,36 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument(
         "--all-waiting", action="store_true", help="decide every order awaiting approval"
     )
+    parser.add_argument(
+        "--token-file",
+        metavar="PATH",
+        help="decide as the user of this access token, from the issuer the worker trusts (with"
+        " worker.py --approvers oidc; default: ORDER_ACCESS_TOKEN)",
+    )
     args = parser.parse_args()
     if args.all_waiting == (args.order_id is not None):
         parser.error("give either an ORDER_ID or --all-waiting")
+    if args.by and args.token_file:
+        parser.error("give --by or --token-file, not both: a signed-in decision is its user's")
     if args.reject is not None and args.reason:
         parser.error("give the reason after --reject, not both")
     if args.reject is not None and not args.reject.strip():
         parser.error("--reject needs a reason")
+    # Checked now, by the model the order checks it with: a name or reason it would refuse is a
+    # usage error. (Imported here: --help and the errors above do without Pydantic.)
+    from pydantic import ValidationError
+
+    from payloads.converter import problems
+    from shared import ApproveOrder, RejectOrder
+
+    try:
+        args.decision = (
+            RejectOrder(by=args.by.strip(), reason=args.reject.strip())
+            if args.reject is not None
+            else ApproveOrder(by=args.by.strip(), reason=args.reason.strip())
+        )
+    except ValidationError as err:
+        parser.error(f"the decision would be refused: {'; '.join(problems(err))}")
     return args
 
 
@@ -46,19 +69,17 @@ async def main() -> int:
     # Imported once the arguments are parsed: they load Pydantic and the workflow, which --help
     # and a usage error do without.
     from command_line.connection import connect, load_settings
+    from local.printable import printable
     from orders.decision_update import decide_all_waiting, decide_order
-    from shared import ApproveOrder, RejectOrder
+    from orders.sign_in import SignIn
 
-    decision = (
-        RejectOrder(by=args.by.strip(), reason=args.reject.strip())
-        if args.reject is not None
-        else ApproveOrder(by=args.by.strip(), reason=args.reason.strip())
-    )
+    decision = args.decision
+    sign_in = SignIn.given(args.token_file)
     settings = load_settings()
     client = await connect(settings)
     if args.all_waiting:
-        return await decide_all_waiting(client, settings.task_queue, decision)
-    print(await decide_order(client, args.order_id, decision))
+        return await decide_all_waiting(client, settings.task_queue, decision, sign_in)
+    print(printable(await decide_order(client, args.order_id, decision, sign_in)))
     return EXIT_OK
 
 

@@ -20,11 +20,28 @@ from temporalio.client import (
 from temporalio.service import RPCError, RPCStatusCode
 
 from command_line.exit import EXIT_OK, run
-from command_line.order_options import add_order_arguments, order_from_arguments, positive_seconds
+from command_line.order_options import (
+    ORDER_ID_LENGTH,
+    add_order_arguments,
+    order_from_arguments,
+    positive_seconds,
+    safe_id,
+)
 from local.errors import UserError
+from local.printable import printable
 from shop.rules import format_cents
 
 DEFAULT_SCHEDULE_ID = "order-schedule"
+# The workflow ID of each order a schedule places is `<schedule ID>-order-<scheduled time>`: the
+# server appends the time, as in this example of its own.
+ORDERS_SUFFIX = "-order"
+SCHEDULED_TIME = "-2009-11-10T23:00:00Z"
+SCHEDULE_ID_LENGTH = ORDER_ID_LENGTH - len(ORDERS_SUFFIX + SCHEDULED_TIME)
+
+
+def schedule_id_argument(text: str) -> str:
+    """A schedule ID whose orders' IDs keep to the order ID rule too."""
+    return safe_id("a schedule ID", text, SCHEDULE_ID_LENGTH)
 
 
 def parse_args() -> argparse.Namespace:
@@ -33,9 +50,16 @@ def parse_args() -> argparse.Namespace:
     create = commands.add_parser("create", help="place the same order every N seconds")
     add_order_arguments(create)
     create.add_argument("--every", metavar="SECONDS", type=positive_seconds, default=60.0)
-    create.add_argument("--schedule-id", default=DEFAULT_SCHEDULE_ID)
+    create.add_argument(
+        "--schedule-id",
+        type=schedule_id_argument,
+        default=DEFAULT_SCHEDULE_ID,
+        help=f"up to {SCHEDULE_ID_LENGTH} characters; its orders are ID{ORDERS_SUFFIX}-<time>"
+        " (default %(default)s)",
+    )
     commands.add_parser("list", help="list schedules and their recent orders")
     delete = commands.add_parser("delete", help="delete a schedule (orders it placed carry on)")
+    # Any ID, as approve.py takes any order ID: the schedule may have been made elsewhere.
     delete.add_argument("schedule_id", nargs="?", default=DEFAULT_SCHEDULE_ID)
     args = parser.parse_args()
     if args.command == "create":
@@ -50,7 +74,10 @@ async def create(client: Client, args: argparse.Namespace, task_queue: str) -> N
     schedule = Schedule(
         # Each run's workflow ID is this ID plus the scheduled time, so every order is its own.
         action=ScheduleActionStartWorkflow(
-            OrderWorkflow.run, args.order, id=f"{args.schedule_id}-order", task_queue=task_queue
+            OrderWorkflow.run,
+            args.order,
+            id=f"{args.schedule_id}{ORDERS_SUFFIX}",
+            task_queue=task_queue,
         ),
         spec=ScheduleSpec(intervals=[ScheduleIntervalSpec(every=timedelta(seconds=args.every))]),
     )
@@ -75,11 +102,12 @@ async def list_schedules(client: Client) -> None:
             if isinstance(result.action, ScheduleActionExecutionStartWorkflow)
         ]
         upcoming = description.info.next_action_times[:1]
-        print(f"{listed.id}: {description.info.num_actions} orders placed")
+        # Schedules and their workflows may have been made by any client: their IDs are escaped.
+        print(printable(f"{listed.id}: {description.info.num_actions} orders placed"))
         if upcoming:
             print(f"  next order at {upcoming[0]:%H:%M:%S}")
         for workflow_id in recent:
-            print(f"  recent: {workflow_id}")
+            print(printable(f"  recent: {workflow_id}"))
     if not found:
         print("No schedules.")
 
@@ -91,7 +119,7 @@ async def delete(client: Client, schedule_id: str) -> None:
         if err.status == RPCStatusCode.NOT_FOUND:
             raise UserError(f"no schedule with ID {schedule_id}") from err
         raise
-    print(f"Deleted schedule {schedule_id}; orders it placed carry on.")
+    print(printable(f"Deleted schedule {schedule_id}; orders it placed carry on."))
 
 
 async def main() -> int:

@@ -4,6 +4,7 @@
 # JSON. The bounds are declared on the fields, once: the starter checks an order against them
 # before it places it, and the worker's converter checks whatever arrives (payloads/converter.py).
 
+import unicodedata
 from datetime import date, datetime
 from enum import StrEnum
 from typing import Annotated
@@ -83,6 +84,8 @@ class DecisionRefused(StrEnum):
 
     ALREADY_DECIDED = "AlreadyDecided"
     NOT_AWAITING_APPROVAL = "NotAwaitingApproval"
+    FOUR_EYES = "FourEyes"
+    """Who placed the order may not approve it (both signed in)."""
 
 
 class Message(BaseModel):
@@ -99,6 +102,26 @@ def _not_blank(text: str) -> str:
     return text
 
 
+# Text from a client is data, never layout. Control characters (Cc: C0 and C1), format characters
+# (Cf: the bidi overrides and isolates U+202A-U+202E and U+2066-U+2069, zero-width characters) and
+# the line and paragraph separators (Zl, Zp) could rewrite what a terminal, a log line or a page
+# shows. A lone surrogate (Cs) is no text at all: it cannot be written as UTF-8.
+_LAYOUT_CATEGORIES = frozenset({"Cc", "Cf", "Zl", "Zp", "Cs"})
+
+
+def _plain(text: str) -> str:
+    if text.isprintable():  # The common case, at C speed: False for every character refused here.
+        return text
+    for char in text:
+        if unicodedata.category(char) in _LAYOUT_CATEGORIES:
+            raise PydanticCustomError(
+                "layout_character",
+                "must not contain control or format characters (found {code})",
+                {"code": f"U+{ord(char):04X}"},
+            )
+    return text
+
+
 def _card_expiry(text: str) -> str:
     try:
         parse_card_expiry(text)
@@ -107,7 +130,14 @@ def _card_expiry(text: str) -> str:
     return text
 
 
-Text = Annotated[str, Field(min_length=1, max_length=MAX_TEXT_LENGTH), AfterValidator(_not_blank)]
+# The rule of _plain, for clients in other languages: the JSON Schema of an order says it.
+_PLAIN_TEXT = "No control (Cc) or format (Cf) characters, no line or paragraph separators (Zl, Zp)."
+Text = Annotated[
+    str,
+    Field(min_length=1, max_length=MAX_TEXT_LENGTH, description=_PLAIN_TEXT),
+    AfterValidator(_not_blank),
+    AfterValidator(_plain),
+]
 Cents = Annotated[int, Field(ge=0, le=MAX_TOTAL_CENTS)]
 
 
@@ -222,18 +252,42 @@ class PaymentSettled(Message):
 NOBODY = "not given"
 """Who decided, when a decision names nobody."""
 
-Name = Annotated[str, Field(max_length=MAX_TEXT_LENGTH, description="Who decides.")]
-Reason = Annotated[str, Field(max_length=MAX_TEXT_LENGTH)]
+Name = Annotated[
+    str, Field(max_length=MAX_TEXT_LENGTH, description="Who decides."), AfterValidator(_plain)
+]
+Reason = Annotated[str, Field(max_length=MAX_TEXT_LENGTH), AfterValidator(_plain)]
 # A signature of the decision under a key derived from the order key (payloads/decision_proof.py):
-# the ID of that key, a colon, and an HMAC-SHA256 in hex.
-ProofText = Annotated[str, Field(max_length=100, description="Leave empty: see approve.py.")]
+# the ID of that key, a colon, and an HMAC-SHA256 in hex; or a ticket, `signed-in:` and an HMAC.
+ProofText = Annotated[
+    str, Field(max_length=100, pattern="^[0-9a-z:-]*$", description="Leave empty: see approve.py.")
+]
 
 
 class Proof(StrEnum):
     """How the sender of a decision showed who they are."""
 
+    SIGNED_IN = "signed in"
     ORDER_KEY = "local account holding the order key"
     NAME_GIVEN = "name given, not verified"
+
+    @classmethod
+    def of(cls, proof: str) -> "Proof":
+        """What a message's `proof` shows, once the worker has checked it: a ticket the worker
+        gave a signed-in user (`signed-in:` and an HMAC), or a signature under the order key."""
+        if not proof:
+            return cls.NAME_GIVEN
+        return cls.SIGNED_IN if proof.startswith(SIGNED_IN_PROOF) else cls.ORDER_KEY
+
+
+SIGNED_IN_PROOF = "signed-in:"
+
+
+class Placing(Message):
+    """Input of the `payment_settled` update: who places the order, when they signed in to do so
+    (see payloads/decision_proof.py); empty otherwise."""
+
+    by: Name = ""
+    proof: ProofText = ""
 
 
 class ApproveOrder(Message):
@@ -282,7 +336,7 @@ class Decision(Message):
 
 
 class CancelOrder(Message):
-    reason: str = ""
+    reason: Reason = ""
 
 
 class CancelAccepted(Message):

@@ -12,16 +12,25 @@ import asyncio
 from temporalio.client import WorkflowFailureError
 
 from command_line.exit import EXIT_NO, EXIT_OK, run, script_command
-from command_line.order_options import add_order_arguments, order_from_arguments
+from command_line.order_options import add_order_arguments, order_from_arguments, order_id_argument
 
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, usage="%(prog)s MM/YY [options]")
     add_order_arguments(parser)
     parser.add_argument(
-        "--order-id", help="the order's ID, which is also its workflow ID (default: order-<random>)"
+        "--order-id",
+        type=order_id_argument,
+        help="the order's ID, which is also its workflow ID: letters, digits and -_.:"
+        " (default: order-<random>)",
     )
     parser.add_argument("--no-wait", action="store_true", help="place the order and exit")
+    parser.add_argument(
+        "--token-file",
+        metavar="PATH",
+        help="an access token from the issuer the worker trusts (with worker.py --approvers oidc;"
+        " default: ORDER_ACCESS_TOKEN)",
+    )
     args = parser.parse_args()
     args.order = order_from_arguments(parser, args)
     return args
@@ -33,7 +42,9 @@ async def main() -> int:
     # which --help and a usage error do without.
     from command_line.connection import connect, load_settings, web_ui_link
     from command_line.reports import describe_compensations, describe_payment, describe_result
+    from local.printable import printable
     from orders.handle import NO_WORKER_SECONDS
+    from orders.sign_in import SignIn, placing
     from orders.status_query import failure_reason, undone
     from orders.update_with_start import PaymentRefused, new_order_id, place_order
     from workflow import OrderWorkflow
@@ -42,13 +53,15 @@ async def main() -> int:
     settings = load_settings()
     client = await connect(settings)
     handle = client.get_workflow_handle_for(OrderWorkflow.run, order_id)
+    placed_by = await placing(order_id, SignIn.given(args.token_file))
     try:
-        paid = await place_order(client, settings.task_queue, args.order, order_id)
+        paid = await place_order(client, settings.task_queue, args.order, order_id, placed_by)
     except PaymentRefused as refused:
         # Refused or failed before it was charged: the order is undoing what it did, if anything.
-        print(f"Order {order_id} failed: {refused.reason}", flush=True)
+        # Why it failed, as the order says it: server-held text, escaped like every such line.
+        print(printable(f"Order {order_id} failed: {refused.reason}"), flush=True)
         if not args.no_wait and (compensations := await undone(handle)):
-            print(f"  undone: {describe_compensations(compensations)}")
+            print(printable(f"  undone: {describe_compensations(compensations)}"))
         return EXIT_NO
     if paid is None:
         # Placed (the start is durable), but not charged yet: no worker runs, or payment retries.
@@ -58,7 +71,8 @@ async def main() -> int:
             f" with {script_command('status.py')} {order_id}"
         )
     else:
-        print(describe_payment(order_id, paid, f"{script_command('approve.py')} {order_id}"))
+        approve_with = f"{script_command('approve.py')} {order_id}"
+        print(printable(describe_payment(order_id, paid, approve_with)))
     if link := web_ui_link(settings, order_id):
         print(f"Web UI: {link}")
     if args.no_wait:
@@ -69,9 +83,9 @@ async def main() -> int:
         result = await handle.result()
     except WorkflowFailureError as err:
         reason, compensations = await failure_reason(handle, err)
-        print(f"Order {order_id} failed: {reason}")
+        print(printable(f"Order {order_id} failed: {reason}"))
         if compensations:
-            print(f"  undone: {describe_compensations(compensations)}")
+            print(printable(f"  undone: {describe_compensations(compensations)}"))
         return EXIT_NO
     except asyncio.CancelledError:
         print(f"\nStopped waiting; order {order_id} carries on. See it with:")

@@ -20,15 +20,20 @@ from temporalio.worker import Worker
 from activities import OrderActivities
 from command_line.connection import connect_or_start_dev_server, load_settings, web_ui
 from command_line.exit import EXIT_OK, run
-from command_line.worker_options import banner, codec_authorizer, deployment_config, parse_args
+from command_line.worker_options import (
+    approvers,
+    banner,
+    codec_authorizer,
+    deployment_config,
+    parse_args,
+)
 from deploys.releases import RELEASES
 from deploys.workflow_bug import BuggyOrderWorkflow
 from observability.metrics import prometheus_runtime
 from observability.search_attributes import require_search_attributes
 from observability.worker_log import configure_logging
 from payloads.codec_server import serve_codec
-from payloads.decision_proof import DecisionProofs
-from payloads.interceptor import OneArgumentPerMessage
+from payloads.interceptor import DecisionProofs, OneArgumentPerMessage
 from shop.services import Services
 
 # Orders kept in memory between their steps (about 145 KB each, measured); an order pushed out of
@@ -47,8 +52,13 @@ async def main() -> int:
     settings = load_settings()
     runtime = prometheus_runtime(args.metrics_port) if args.metrics_port else None
     payload_codec = settings.data_converter.payload_codec
+    signed_in = approvers(args, payload_codec)
     codec, endpoint = serve_codec(
-        payload_codec, args.codec_port, web_ui(settings), codec_authorizer(args, payload_codec)
+        payload_codec,
+        args.codec_port,
+        web_ui(settings),
+        codec_authorizer(args, payload_codec),
+        signed_in,
     )
     client = await connect_or_start_dev_server(settings, endpoint, runtime)
     await require_search_attributes(client)
@@ -62,7 +72,10 @@ async def main() -> int:
         activities=[] if args.workflows_only else OrderActivities(services).all(),
         graceful_shutdown_timeout=timedelta(seconds=SHUTDOWN_GRACE_SECONDS),
         max_cached_workflows=MAX_CACHED_ORDERS,
-        interceptors=[OneArgumentPerMessage(), DecisionProofs(payload_codec)],
+        interceptors=[
+            OneArgumentPerMessage(),
+            DecisionProofs(payload_codec, signed_in.tickets if signed_in else None),
+        ],
         deployment_config=deployment_config(args.deployment, args.build_id),
     )
     stop = asyncio.Event()

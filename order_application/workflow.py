@@ -46,6 +46,7 @@ with workflow.unsafe.imports_passed_through():
         CompensationResult,
         Confirmation,
         Decision,
+        DecisionRefused,
         Message,
         Order,
         OrderError,
@@ -56,6 +57,7 @@ with workflow.unsafe.imports_passed_through():
         Packing,
         Payment,
         PaymentSettled,
+        Placing,
         Proof,
         RejectOrder,
         Reservation,
@@ -84,6 +86,7 @@ class OrderWorkflow:
         self._approval = ApprovalState.PENDING
         self._decision: Decision | None = None
         self._cancel_reason: str | None = None
+        self._placed_by = ""  # Who placed the order, when they signed in to (see payment_settled).
         # The payment_settled update's answer, once the order is charged or cannot be.
         self._paid: PaymentSettled | None = None
         self._unpaid: ApplicationError | None = None
@@ -262,9 +265,12 @@ class OrderWorkflow:
     # --- Messages: the early return, decisions, cancel and status -------------------------------
 
     @workflow.update
-    async def payment_settled(self) -> PaymentSettled:
+    async def payment_settled(self, placing: Placing | None = None) -> PaymentSettled:
         """Answers once the order is charged (and re-checked for fraud), or fails with the reason
-        it could not be: starter.py sends it with the start, for an early return."""
+        it could not be: starter.py sends it with the start, for an early return, and says who
+        places the order when they signed in to do so."""
+        if placing and Proof.of(placing.proof) == Proof.SIGNED_IN:
+            self._placed_by = placing.by
         await workflow.wait_condition(lambda: self._paid is not None or self._unpaid is not None)
         if self._paid is None:
             assert self._unpaid is not None
@@ -282,6 +288,11 @@ class OrderWorkflow:
     @approve.validator
     def _approve_while_awaited(self, approval: ApproveOrder | None = None) -> None:
         self._check_decidable("approve")
+        # Four eyes: whoever signed in to place the order may not sign in to approve it too.
+        signed_in = approval and Proof.of(approval.proof) == Proof.SIGNED_IN
+        if signed_in and approval and self._placed_by and approval.by == self._placed_by:
+            why = f"order {self._order_id} was placed by {approval.by}, who may not approve it too"
+            self._refuse("approve", why, DecisionRefused.FOUR_EYES)
 
     @workflow.update
     def reject(self, rejection: RejectOrder | None = None) -> Decision:
@@ -337,8 +348,8 @@ class OrderWorkflow:
             reason = reason or "no reason given"
         self._approval = approval
         # The worker checked an update's proof before its validator ran, and refused one that
-        # does not hold (payloads/decision_proof.py); a signal's proof cannot be checked.
-        proof = Proof.ORDER_KEY if checked and decided.proof else Proof.NAME_GIVEN
+        # does not hold (payloads/decision_proof.py); a signal's cannot be checked.
+        proof = Proof.of(decided.proof) if checked else Proof.NAME_GIVEN
         self._decision = Decision(
             approval=approval,
             by=decided.by.strip() or NOBODY,

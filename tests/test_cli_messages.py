@@ -42,6 +42,11 @@ MALFORMED_SIGNALS = [
     ("reject_order", ["-i", "42"], "(got 42)"),
     (
         "approve_order",
+        ["-i", as_input({"by": "\r\u202eecila"})],
+        "by: must not contain control or format characters (found U+000D)",
+    ),
+    (
+        "approve_order",
         ["--input-meta", "encoding=json/protobuf", "--input-meta", "messageType=x.Y", "-i", "{}"],
         "not JSON (encoding json/protobuf)",
     ),
@@ -188,6 +193,11 @@ MALFORMED_DECISIONS = [
     ("approve", ["-i", '{"by": 5}'], "by: Input should be a valid string (got 5)"),
     ("approve", ["-i", "{}", "-i", "{}"], "approve: expected one argument, got 2"),
     ("reject", ["-i", '"no"'], "input: Input should be an object (got 'no')"),
+    (
+        "approve",
+        ["-i", as_input({"by": "\r\u202eecila", "reason": "ok"})],
+        "by: must not contain control or format characters (found U+000D)",
+    ),
 ]
 
 

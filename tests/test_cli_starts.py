@@ -86,6 +86,19 @@ MALFORMED_STARTS = {
         "approval_timeout_seconds: Input should be a finite number",
     ),
     "no customer": (["-i", as_input(VALID | {"customer": " "})], "customer: must not be blank"),
+    "a customer that would erase the terminal's line": (
+        ["-i", as_input(VALID | {"customer": "ada\u001b[2K"})],
+        "customer: must not contain control or format characters (found U+001B)",
+    ),
+    "a SKU that would turn the line around": (
+        [
+            "-i",
+            as_input(
+                VALID | {"items": [{"sku": "MUG\u202e", "quantity": 2, "unit_price_cents": 1200}]}
+            ),
+        ],
+        "items[0].sku: must not contain control or format characters (found U+202E)",
+    ),
     "bad expiry": (["-i", as_input(VALID | {"card_expiry": "13/30"})], "card_expiry:"),
     "wrong type for a flag": (
         ["-i", as_input(VALID | {"pack": "yes"})],

@@ -50,7 +50,7 @@ from payloads.codec import (
     key_id,
     read_keys,
 )
-from payloads.codec_auth import AnyLocalUser, Authorizer, OidcUsers, StaticToken
+from payloads.codec_auth import AnyLocalUser, Authorizer, OidcTokens, OidcUsers, StaticToken
 from payloads.codec_server import MAX_BODY_BYTES, MAX_PAYLOADS, CodecServer, serve_codec
 from shop.services import Ledger
 
@@ -164,7 +164,7 @@ def issuer() -> Iterator[Issuer]:
 
 
 def oidc(issuer: Issuer, *allowed: str) -> OidcUsers:
-    return OidcUsers(issuer.url, AUDIENCE, frozenset(allowed))
+    return OidcUsers(OidcTokens(issuer.url, AUDIENCE), frozenset(allowed))
 
 
 def test_oidc_decodes_for_a_listed_user_with_a_valid_token(

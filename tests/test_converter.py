@@ -2,18 +2,20 @@
 OrderWorkflow's handlers take it. Each case is JSON as a client sends it, never a Python object."""
 
 import json
+import re
+import unicodedata
 from typing import Any
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from pydantic import TypeAdapter
+from pydantic import BaseModel, TypeAdapter, ValidationError
 from support.orders import ORDER
 from temporalio.api.common.v1 import Payload
 from temporalio.exceptions import ApplicationError
 
-from payloads.converter import MALFORMED_MESSAGE, StrictPayloadConverter, shape
-from shared import ApproveOrder, CancelOrder, Order, OrderError, RejectOrder
+from payloads.converter import MALFORMED_MESSAGE, StrictPayloadConverter, problems, shape
+from shared import ApproveOrder, CancelOrder, Order, OrderError, Placing, RejectOrder
 from shop.rules import (
     MAX_APPROVAL_TIMEOUT_SECONDS,
     MAX_LINE_ITEMS,
@@ -212,6 +214,168 @@ def test_a_malformed_message_is_refused_naming_what_to_send() -> None:
 
 def test_shape_tells_a_client_what_to_send() -> None:
     assert shape(CancelOrder) == '{"reason": string (optional)}'
+
+
+# --- Text is data, never layout ------------------------------------------------------------------
+
+# Every text field a client fills, by its model and its path in the refusal.
+TEXT_FIELDS: list[tuple[type[BaseModel], str]] = [
+    (Order, "customer"),
+    (Order, "shipping_address"),
+    (Order, "items[0].sku"),
+    (ApproveOrder, "by"),
+    (ApproveOrder, "reason"),
+    (RejectOrder, "by"),
+    (RejectOrder, "reason"),
+    (CancelOrder, "reason"),
+    (Placing, "by"),
+]
+PROOF_FIELDS: list[tuple[type[BaseModel], str]] = [
+    (ApproveOrder, "proof"),
+    (RejectOrder, "proof"),
+    (Placing, "proof"),
+]
+
+# Characters that would rewrite what a terminal, a log or a page shows: C0 and C1 controls, format
+# characters such as the bidi overrides and isolates, and the line and paragraph separators.
+LAYOUT = {
+    "NUL": "\x00",
+    "tab": "\t",
+    "newline": "\n",
+    "carriage return": "\r",
+    "erase line": "\x1b[2K",
+    "delete": "\x7f",
+    "C1 CSI": "\x9b[2K",
+    "zero-width space": "\u200b",
+    "right-to-left override": "\u202e",
+    "left-to-right embedding": "\u202a",
+    "pop directional isolate": "\u2069",
+    "line separator": "\u2028",
+    "paragraph separator": "\u2029",
+    "byte order mark": "\ufeff",
+}
+
+
+def is_layout(char: str) -> bool:
+    """The rule, written out: Unicode categories Cc, Cf, Zl and Zp, the bidi controls, and lone
+    surrogates."""
+    return (
+        unicodedata.category(char) in {"Cc", "Cf", "Zl", "Zp", "Cs"}
+        or "\u202a" <= char <= "\u202e"
+        or "\u2066" <= char <= "\u2069"
+    )
+
+
+def with_text(model: type[BaseModel], path: str, text: str) -> dict[str, Any]:
+    """A valid message of `model` as JSON, with `text` at `path`."""
+    if model is not Order:
+        return {path: text}
+    return with_item(sku=text) if path == "items[0].sku" else order_json(**{path: text})
+
+
+def field_id(model: type[BaseModel], path: str) -> str:
+    return f"{model.__name__}.{path}"
+
+
+def handler_type(model: type[BaseModel]) -> Any:
+    """The type the model's handler takes: an order, or a message that may be left out."""
+    return model if model is Order else model | None
+
+
+@pytest.mark.parametrize("layout", LAYOUT.values(), ids=LAYOUT)
+@pytest.mark.parametrize(("model", "path"), TEXT_FIELDS, ids=[field_id(*f) for f in TEXT_FIELDS])
+def test_a_control_or_format_character_in_any_text_field_is_refused_naming_the_field(
+    model: type[BaseModel], path: str, layout: str
+) -> None:
+    refused = refusal_of(sent(with_text(model, path, f"ok{layout}ok")), handler_type(model))
+    code = f"U+{ord(layout[0]):04X}"
+    problem = f"{path}: must not contain control or format characters (found {code})"
+    assert problem in refused.message
+    assert refused.type == (OrderError.INVALID_ORDER if model is Order else MALFORMED_MESSAGE)
+    assert refused.message.isprintable(), "the refusal itself is one clean line"
+
+
+@pytest.mark.parametrize("proof", ["ABCDEF:12", "key id:12", "ab:cd\x1b[2K", "ab:cd\u202e", "é:1"])
+@pytest.mark.parametrize(("model", "path"), PROOF_FIELDS, ids=[field_id(*f) for f in PROOF_FIELDS])
+def test_a_proof_holds_only_its_own_characters(
+    model: type[BaseModel], path: str, proof: str
+) -> None:
+    refused = refusal_of(sent({path: proof}), handler_type(model))
+    assert f"{path}: String should match pattern '^[0-9a-z:-]*$'" in refused.message
+    assert refused.message.isprintable()
+
+
+def test_a_cancel_reason_is_bounded_like_every_text() -> None:
+    longest = CancelOrder(reason="x" * MAX_TEXT_LENGTH)
+    assert read(longest.model_dump(), CancelOrder | None) == longest
+    refused = refusal_of(sent({"reason": "x" * 200_000}), CancelOrder | None)
+    assert f"reason: String should have at most {MAX_TEXT_LENGTH} characters" in refused.message
+    assert len(refused.message) < 200
+
+
+def layout_free_and_bounded(path: str, text: str) -> bool:
+    """Whether the models should take `text` at `path`: the rule, written out again."""
+    if path == "proof":
+        return len(text) <= 100 and re.fullmatch("[0-9a-z:-]*", text) is not None
+    required = path in ("customer", "shipping_address", "items[0].sku")
+    return (
+        len(text) <= MAX_TEXT_LENGTH
+        and not any(is_layout(char) for char in text)
+        and (bool(text.strip()) or not required)
+    )
+
+
+# The bidi controls, the separators and a lone surrogate (what Python makes of a byte that is not
+# UTF-8 in a script's arguments) are few among their categories: drawn on their own as well.
+LAYOUT_CHARACTERS = st.characters(categories=["Cc", "Cf"]) | st.sampled_from(
+    "\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\u2028\u2029\udcff"
+)
+ANY_TEXT = (
+    st.text()
+    # A list, not st.text(alphabet): text() would rarely draw the few characters sampled above.
+    | st.lists(st.characters() | LAYOUT_CHARACTERS).map("".join)
+    | st.text("0123456789abcdef:-")  # a proof's own characters
+    | st.text(min_size=MAX_TEXT_LENGTH - 1, max_size=MAX_TEXT_LENGTH + 1)
+)
+
+
+def strings_in(value: object) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, dict):
+        return [text for item in value.values() for text in strings_in(item)]
+    if isinstance(value, list):
+        return [text for item in value for text in strings_in(item)]
+    return []
+
+
+@given(
+    field=st.sampled_from(TEXT_FIELDS + PROOF_FIELDS),
+    reader=st.sampled_from(["worker", "script", "form"]),
+    text=ANY_TEXT,
+)
+def test_any_text_is_refused_in_one_clean_line_or_taken_without_layout(
+    field: tuple[type[BaseModel], str], reader: str, text: str
+) -> None:
+    """Through the worker's converter (JSON from any client), as the scripts build a message
+    (strict) and as the inbox reads its form (lax): the same models, the same answer."""
+    model, path = field
+    value = with_text(model, path, text)
+    try:
+        if reader == "worker":
+            taken = read(value, handler_type(model))
+        else:
+            taken = model.model_validate(value, strict=reader == "script")
+    except ApplicationError as err:
+        said = [err.message]
+    except ValidationError as err:
+        said = problems(err)
+    else:
+        assert layout_free_and_bounded(path, text)
+        assert not any(is_layout(char) for char in "".join(strings_in(taken.model_dump())))
+        return
+    assert not layout_free_and_bounded(path, text)
+    assert all(problem.isprintable() for problem in said), said
 
 
 # --- Anything at all -----------------------------------------------------------------------------

@@ -32,6 +32,7 @@ from temporalio.client import (
 from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Replayer
 
 from command_line.exit import EXIT_OK
 from harness.processes import eventually
@@ -39,7 +40,8 @@ from local.account import local_account
 from observability.search_attributes import ORDER_STEP, ORDER_TOTAL_CENTS, orders_awaiting_approval
 from orders.decision_update import MovedOn, decide, decide_all_waiting, decide_order
 from payloads.codec import EncryptionCodec
-from payloads.decision_proof import PROOF_REFUSED, proof
+from payloads.decision_proof import PROOF_REFUSED, Tickets, proof
+from payloads.interceptor import DecisionProofs, OneArgumentPerMessage
 from shared import (
     NOBODY,
     ApprovalState,
@@ -532,3 +534,27 @@ async def test_a_decision_on_an_ended_order_names_the_decision_that_stood(
         str(late.value)
         == f"order {handle.id} was already {taken}; your decision did not take effect"
     )
+
+
+async def test_a_signed_in_decision_replays_after_the_ticket_secret_and_the_token_are_gone(
+    time_skipping_env: WorkflowEnvironment, task_queue: str, services: Services
+) -> None:
+    """The ticket is checked when the decision arrives, never on replay: a worker with another
+    secret, and no issuer at all, replays the order, which still says its approver signed in."""
+    tickets = Tickets(os.urandom(32))
+    async with order_worker(time_skipping_env, task_queue, services, tickets=tickets):
+        handle = await place(time_skipping_env, task_queue, ORDER)
+        await reach(handle, OrderStep.AWAITING_APPROVAL)
+        ticket = tickets.issue(handle.id, "approve", "grace@example.com", "")
+        approval = ApproveOrder(by="grace@example.com", proof=ticket)
+        taken = await handle.execute_update(OrderWorkflow.approve, approval)
+        await result_of(handle)
+    history = await handle.fetch_history()
+
+    other = DecisionProofs(None, Tickets(os.urandom(32)))
+    await Replayer(
+        workflows=[OrderWorkflow],
+        interceptors=[OneArgumentPerMessage(), other],
+        data_converter=time_skipping_env.client.data_converter,
+    ).replay_workflow(history)
+    assert taken.who == "grace@example.com (signed in)"

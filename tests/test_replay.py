@@ -14,10 +14,15 @@ from temporalio.client import WorkflowHistory
 from temporalio.worker import Replayer
 
 from deploys.releases import OrderWorkflowRelease1, OrderWorkflowUnpatched
-from payloads.converter import PLAIN
-from payloads.interceptor import OneArgumentPerMessage
-from shared import Order, OrderResult, Proof
 from workflow import OrderWorkflow
+
+# This module defines workflows, so the sandbox imports it afresh to check them: what it imports
+# besides is passed through, as workflow.py passes its own (cryptography cannot load twice).
+with workflow.unsafe.imports_passed_through():
+    from payloads.codec import EncryptionCodec
+    from payloads.converter import PLAIN
+    from payloads.interceptor import DecisionProofs, OneArgumentPerMessage
+    from shared import Order, OrderResult, Proof
 
 HISTORIES = Path(__file__).parent / "histories"
 
@@ -79,11 +84,6 @@ async def test_order_workflow_replays_recorded_history(scenario: str) -> None:
 async def test_a_proven_decision_replays_after_the_keys_change() -> None:
     """A decision's proof is checked when it arrives, never on replay: a worker whose key file
     has none of the keys of that time replays the order, which still says who proved it."""
-    # Imported here: the sandbox imports this module afresh for the workflows it defines, and
-    # cryptography's native module cannot be imported twice.
-    from payloads.codec import EncryptionCodec
-    from payloads.decision_proof import DecisionProofs
-
     history = recorded("proven_decision")
     other_keys = DecisionProofs(EncryptionCodec([os.urandom(32)]))
     await Replayer(

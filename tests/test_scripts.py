@@ -1,5 +1,6 @@
 """The scripts, run through their shebangs against a real dev server, as the README tells users."""
 
+import json
 import re
 import signal
 import socket
@@ -8,10 +9,19 @@ import subprocess
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 import psutil  # type: ignore[import-untyped]
 import pytest
-from support.scripts import BY_ME, VALID_CARD, assert_one_line_error, new_order_id
+from support.scripts import (
+    BY_ME,
+    FORGED_LINE,
+    FORGED_LINE_SHOWN,
+    VALID_CARD,
+    assert_one_line_error,
+    new_order_id,
+)
+from support.temporal_cli import VALID, as_input, start, temporal
 
 from harness.processes import (
     SCRIPT_TIMEOUT,
@@ -166,6 +176,91 @@ def test_unknown_order_is_one_line_error(e2e_env: dict[str, str], script: str) -
     assert_one_line_error(result, "no order with ID no-such-order")
 
 
+@pytest.mark.parametrize("script", ["approve.py", "cancel.py", "status.py"])
+def test_an_order_id_that_writes_on_the_terminal_is_echoed_escaped(
+    e2e_env: dict[str, str], script: str
+) -> None:
+    result = run_script(script, f"no-such-order{FORGED_LINE}", env=e2e_env)
+    assert_one_line_error(result, f"no order with ID no-such-order{FORGED_LINE_SHOWN}")
+    assert "\x1b" not in result.stderr
+
+
+async def test_an_order_another_client_started_under_a_forged_id_is_printed_escaped(
+    e2e_server: DevServer, tmp_path: Path
+) -> None:
+    """Workflow IDs are anyone's to choose: an order started with the official CLI under an ID
+    that would erase a line and write another shows that ID escaped in every script's output and
+    in the worker's log."""
+    env = script_env(e2e_server, tmp_path, ORDER_TASK_QUEUE=f"forged-{uuid.uuid4().hex[:6]}")
+    plain_id = new_order_id("cli")
+    order_id, shown = plain_id + FORGED_LINE, plain_id + FORGED_LINE_SHOWN
+    with running_worker(env, tmp_path / "worker.log") as worker:
+        start(e2e_server, env, None, order_id, "-i", as_input(VALID))
+        await eventually(status_saying(env, order_id, "awaiting approval"), "awaiting approval")
+        approved = run_script("approve.py", "--all-waiting", env=env)
+        again = run_script("approve.py", order_id, env=env)
+        delivered = await eventually(
+            status_saying(env, order_id, " delivered."), "the order to be delivered"
+        )
+        ledger = run_script("ledger.py", order_id, env=env)
+        # The worker logged the order's last step before the order could be seen delivered.
+        log = worker.output()
+
+    assert re.fullmatch(
+        rf"Approved order {re.escape(shown)} by {re.escape(BY_ME)} at \d\d:\d\d:\d\d UTC\.\n"
+        r"1 of 1 waiting orders approved\.\n",
+        approved.stdout,
+    ), approved
+    assert_one_line_error(again, f"order {shown} ")
+    assert delivered.startswith(f"Order {shown} delivered.\n"), delivered
+    assert ledger.stdout.startswith(f"{shown}: 1 charge, 1 reservation, 1 shipment, 1 e-mail\n")
+    assert f"Order {shown} completed\n" in log
+    for printed in (approved.stdout, again.stderr, delivered, ledger.stdout, log):
+        # The forged text shows only escaped, inside the line that names the order.
+        assert printed.count("18:00:00 Order order-forged") == printed.count(FORGED_LINE_SHOWN)
+        assert "\x1b[2K" not in printed
+
+
+async def test_a_workflow_of_an_unknown_type_is_logged_once_in_one_escaped_line(
+    e2e_server: DevServer, tmp_path: Path
+) -> None:
+    """Anyone may start a workflow of any type on the orders' task queue: the worker says once
+    that it does not run it, instead of a traceback at every retry of its workflow task."""
+    env = script_env(e2e_server, tmp_path, ORDER_TASK_QUEUE=f"unknown-{uuid.uuid4().hex[:6]}")
+    workflow_id = f"log-{uuid.uuid4().hex[:8]}\n18:00:00 Order order-forged completed\x1b[2K"
+
+    def attempts() -> dict[str, Any] | None:
+        """The run and its pending workflow task, once the worker has failed it twice."""
+        described = temporal(
+            e2e_server, None, "workflow", "describe", "-w", workflow_id, "-o", "json"
+        )
+        assert described.returncode == 0, described
+        shown = json.loads(described.stdout)
+        pending = shown.get("pendingWorkflowTask", {})
+        return shown if pending.get("attempt", 0) >= 3 else None
+
+    with running_worker(env, tmp_path / "worker.log") as worker:
+        started = temporal(
+            e2e_server, None, "workflow", "start", "--type", "Evil\x1b[2J\nType",
+            "--task-queue", env["ORDER_TASK_QUEUE"], "--workflow-id", workflow_id,
+        )  # fmt: skip
+        assert started.returncode == 0, started
+        described = await eventually(attempts, "the worker to fail its workflow task twice")
+        log = worker.output()
+
+    run_id = described["workflowExecutionInfo"]["execution"]["runId"]
+    about_it = [line for line in log.splitlines() if "Evil" in line]
+    assert len(about_it) == 1, log
+    assert about_it[0].endswith(
+        rf"Workflow run {run_id} is of type 'Evil\x1b[2J\nType', which this worker does not run:"
+        " its workflow task fails at every retry until a worker that runs it polls, or it is"
+        " terminated (logged once per run)"
+    )
+    assert "Traceback" not in log
+    assert "\x1b[2J" not in log
+    assert not any(line.startswith("Type") for line in log.splitlines()), log
+
+
 def test_duplicate_order_id_is_refused(e2e_env: dict[str, str], e2e_worker: Worker) -> None:
     order_id = new_order_id()
     assert (
@@ -225,8 +320,13 @@ async def test_reject_with_reason_refunds(
     status = run_script("status.py", order_id, env=e2e_env)
     assert status.returncode == 0
     assert "Order rejected: address looks fake" in status.stdout
+    # An ended order names the decision that stood, as a running one does.
     again = run_script("approve.py", order_id, env=e2e_env)
-    assert_one_line_error(again, f"order {order_id} has already failed")
+    assert_one_line_error(
+        again,
+        f"order {order_id} was already rejected by {BY_ME} at ",
+    )
+    assert "UTC (address looks fake); your decision did not take effect" in again.stderr
 
 
 def test_approval_expires_with_refund(e2e_env: dict[str, str], e2e_worker: Worker) -> None:

@@ -1,6 +1,8 @@
-"""The command-line options that describe an order, for starter.py and schedule.py."""
+"""The command-line options that describe an order, and the IDs it may be started under, for
+starter.py and schedule.py."""
 
 import argparse
+import re
 from typing import TYPE_CHECKING, TypedDict
 
 from shop.rules import CATALOG, DEFAULT_APPROVAL_TIMEOUT_SECONDS, parse_card_expiry, parse_cents
@@ -27,6 +29,31 @@ LARGE_ORDER = [catalogue_item("LAPTOP", 2), catalogue_item("HOODIE", 5)]
 INVENTORY_OUTAGE_ATTEMPTS = 4
 DEFAULT_CUSTOMER = "ada@example.com"
 DEFAULT_ADDRESS = "1 Main Street, Springfield"
+
+
+# The IDs this sample starts orders and schedules under: an ID is also a word in a command line,
+# a URL, a log line and the ledger's `<order-id>/<step>` keys, so it keeps to characters that are
+# plain in all of them. It starts with a letter or digit, so that it never reads as an option
+# (`-rf`) or a step up a path (`..`). 100 characters hold a shop's own order number or a UUID
+# with a prefix and keep the lines that name it readable; Temporal itself takes up to 1,000.
+# approve.py, status.py, cancel.py and the inbox take any ID: they address orders that others may
+# have started, from the Temporal CLI or another SDK, under IDs of their own choosing.
+SAFE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]*")
+ORDER_ID_LENGTH = 100
+
+
+def safe_id(kind: str, text: str, length: int = ORDER_ID_LENGTH) -> str:
+    """`text` as an ID to start something under, or a usage error that states the rule."""
+    if len(text) > length or not SAFE_ID.fullmatch(text):
+        raise argparse.ArgumentTypeError(
+            f"{kind} must be 1 to {length} ASCII letters, digits, '-', '_', '.' or ':',"
+            f" starting with a letter or digit (got {text!r})"
+        )
+    return text
+
+
+def order_id_argument(text: str) -> str:
+    return safe_id("an order ID", text)
 
 
 def card_expiry_argument(text: str) -> str:

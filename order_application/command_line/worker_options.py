@@ -7,9 +7,18 @@ from temporalio.converter import PayloadCodec
 from temporalio.worker import WorkerDeploymentConfig
 
 from deploys.releases import CURRENT_RELEASE, RELEASES
+from local.errors import UserError
 from payloads.codec import EncryptionCodec
-from payloads.codec_auth import AnyLocalUser, Authorizer, OidcUsers, StaticToken
+from payloads.codec_auth import (
+    AnyLocalUser,
+    Approvers,
+    Authorizer,
+    OidcTokens,
+    OidcUsers,
+    StaticToken,
+)
 from payloads.codec_server import DEFAULT_PORT
+from payloads.decision_proof import Tickets
 
 
 def port_number(text: str) -> int:
@@ -92,6 +101,22 @@ def parse_args() -> argparse.Namespace:
         default=[],
         help="with oidc: a user who may decrypt, by that claim (repeat for each)",
     )
+    approvals = parser.add_argument_group("who may decide")
+    approvals.add_argument(
+        "--approvers",
+        choices=("key", "oidc"),
+        default="key",
+        help="key: anyone, each decision recorded as proven by the order key or as a name given"
+        " (the default); oidc: the users of --approver only, signed in with the --oidc-* issuer,"
+        " through tickets from the codec server",
+    )
+    approvals.add_argument(
+        "--approver",
+        metavar="NAME",
+        action="append",
+        default=[],
+        help="with --approvers oidc: a user who may approve or reject, by --oidc-claim (repeat)",
+    )
     parser.add_argument(
         "--metrics-port",
         metavar="[HOST:]PORT",
@@ -105,14 +130,26 @@ def parse_args() -> argparse.Namespace:
     args = parser.parse_args()
     if (args.deployment is None) != (args.build_id is None):
         parser.error("--deployment and --build-id go together")
-    oidc = (args.oidc_issuer, args.oidc_audience, args.oidc_jwks_url, args.codec_allow)
-    if args.codec_auth == "oidc" and not (args.oidc_issuer and args.oidc_audience):
-        parser.error("--codec-auth oidc needs --oidc-issuer and --oidc-audience")
+    uses_oidc = args.codec_auth == "oidc" or args.approvers == "oidc"
+    if uses_oidc and not (args.oidc_issuer and args.oidc_audience):
+        parser.error("oidc needs --oidc-issuer and --oidc-audience")
     if args.codec_auth == "oidc" and not args.codec_allow:
         parser.error("--codec-auth oidc needs --codec-allow for each user who may decrypt")
-    if args.codec_auth != "oidc" and any(oidc):
-        parser.error("--oidc-* and --codec-allow go with --codec-auth oidc")
+    if args.codec_auth != "oidc" and args.codec_allow:
+        parser.error("--codec-allow goes with --codec-auth oidc")
+    if args.approvers == "oidc" and not args.approver:
+        parser.error("--approvers oidc needs --approver for each user who may decide")
+    if args.approvers == "oidc" and args.codec_port == 0:
+        parser.error("--approvers oidc needs the codec server, which gives out the tickets")
+    if args.approvers != "oidc" and args.approver:
+        parser.error("--approver goes with --approvers oidc")
+    if not uses_oidc and any((args.oidc_issuer, args.oidc_audience, args.oidc_jwks_url)):
+        parser.error("--oidc-* go with --codec-auth oidc or --approvers oidc")
     return args
+
+
+def _oidc_tokens(args: argparse.Namespace) -> OidcTokens:
+    return OidcTokens(args.oidc_issuer, args.oidc_audience, args.oidc_claim, args.oidc_jwks_url)
 
 
 def codec_authorizer(args: argparse.Namespace, codec: PayloadCodec | None) -> Authorizer:
@@ -120,14 +157,17 @@ def codec_authorizer(args: argparse.Namespace, codec: PayloadCodec | None) -> Au
     if args.codec_auth == "token" and isinstance(codec, EncryptionCodec) and codec.key_file:
         return StaticToken.beside(codec.key_file)
     if args.codec_auth == "oidc":
-        return OidcUsers(
-            issuer=args.oidc_issuer,
-            audience=args.oidc_audience,
-            allowed=frozenset(args.codec_allow),
-            claim=args.oidc_claim,
-            jwks_url=args.oidc_jwks_url,
-        )
+        return OidcUsers(_oidc_tokens(args), frozenset(args.codec_allow))
     return AnyLocalUser()
+
+
+def approvers(args: argparse.Namespace, codec: PayloadCodec | None) -> Approvers | None:
+    """Who may have a ticket from the codec server, with --approvers oidc; None otherwise."""
+    if args.approvers != "oidc":
+        return None
+    if not (isinstance(codec, EncryptionCodec) and codec.key_file):
+        raise UserError("--approvers oidc needs encryption on, with a key file")
+    return Approvers(_oidc_tokens(args), frozenset(args.approver), Tickets.beside(codec.key_file))
 
 
 def banner(args: argparse.Namespace, task_queue: str, address: str) -> str:

@@ -1,6 +1,8 @@
 """The names a local web server answers to, so a rebound DNS name cannot reach it."""
 
 LOOPBACK_NAMES = ("localhost", "127.0.0.1", "[::1]")
+CODEC_PORT = 8081
+"""Where the worker serves its codec server unless told otherwise (worker.py --codec-port)."""
 
 
 def loopback_hosts(port: int) -> frozenset[str]:

@@ -16,12 +16,12 @@ from temporalio.exceptions import ApplicationError, FailureError
 from temporalio.service import RPCError, RPCStatusCode
 
 from command_line.exit import EXIT_NO, EXIT_OK
-from local.account import local_account
 from local.errors import UserError
+from local.printable import printable
 from observability.search_attributes import orders_awaiting_approval
 from orders.handle import NO_WORKER_SECONDS, OrderHandle, running_order
+from orders.sign_in import SignIn, as_proven
 from orders.status_query import decision_that_stood
-from payloads.decision_proof import proof
 from shared import ApproveOrder, Decision, DecisionRefused, RejectOrder
 from workflow import OrderWorkflow
 
@@ -30,18 +30,24 @@ NO_WORKER = timedelta(seconds=NO_WORKER_SECONDS)
 # its update.
 BULK_CONCURRENCY = 50
 ALSO = "; your decision did not take effect"
+MOVED_ON = {DecisionRefused.ALREADY_DECIDED, DecisionRefused.NOT_AWAITING_APPROVAL}
 
 
 class MovedOn(UserError):
     """The order no longer awaits approval: decided, expired, cancelled or finished meanwhile."""
 
 
-async def decide_order(client: Client, order_id: str, decision: ApproveOrder | RejectOrder) -> str:
+async def decide_order(
+    client: Client,
+    order_id: str,
+    decision: ApproveOrder | RejectOrder,
+    sign_in: SignIn | None = None,
+) -> str:
     """`decide`, for an order known by its ID: a one-line UserError when there is no such order
     or it has finished."""
     handle = client.get_workflow_handle_for(OrderWorkflow.run, order_id)
     try:
-        return await decide(handle, decision, client.data_converter.payload_codec)
+        return await decide(handle, decision, client.data_converter.payload_codec, sign_in)
     except RPCError as err:
         if err.status == RPCStatusCode.NOT_FOUND:  # No such order, or one that has finished.
             await running_order(client, order_id)
@@ -49,7 +55,10 @@ async def decide_order(client: Client, order_id: str, decision: ApproveOrder | R
 
 
 async def decide_all_waiting(
-    client: Client, task_queue: str, decision: ApproveOrder | RejectOrder
+    client: Client,
+    task_queue: str,
+    decision: ApproveOrder | RejectOrder,
+    sign_in: SignIn | None = None,
 ) -> int:
     """Decides every order listed as awaiting approval, one update each, and prints a line per
     order as it is decided, then the count. EXIT_NO if any decision failed; an order that moved
@@ -70,18 +79,22 @@ async def decide_all_waiting(
         """True: decided; None: moved on; False: failed."""
         async with limit:
             try:
-                print(await decide(handle, decision, codec), flush=True)
+                # Each line names a listed workflow, which any client may have started: escaped.
+                print(printable(await decide(handle, decision, codec, sign_in)), flush=True)
                 return True
             except MovedOn as err:
-                print(f"skipped: {err}", flush=True)
+                print(printable(f"skipped: {err}"), flush=True)
             except UserError as err:
-                print(f"error: {err}", flush=True)
+                print(printable(f"error: {err}"), flush=True)
                 return False
             except RPCError as err:
                 if err.status != RPCStatusCode.NOT_FOUND:
-                    print(f"error: order {handle.id}: {err.message}", flush=True)
+                    print(printable(f"error: order {handle.id}: {err.message}"), flush=True)
                     return False
-                print(f"skipped: order {handle.id} has finished since it was listed", flush=True)
+                print(
+                    printable(f"skipped: order {handle.id} has finished since it was listed"),
+                    flush=True,
+                )
             return None
 
     outcomes = await asyncio.gather(*(decide_listed(handle) for handle in waiting))
@@ -95,27 +108,28 @@ async def decide_all_waiting(
 
 
 async def decide(
-    handle: OrderHandle, decision: ApproveOrder | RejectOrder, codec: PayloadCodec | None
+    handle: OrderHandle,
+    decision: ApproveOrder | RejectOrder,
+    codec: PayloadCodec | None,
+    sign_in: SignIn | None = None,
 ) -> str:
     """Sends the decision as one update; what took effect, in one line. A refusal is a UserError
     (MovedOn when the order no longer awaits approval).
 
-    A decision that names nobody is this process's OS account's, signed with the order key the
-    codec holds, so the order records it as proven. A name given instead is recorded as given.
+    A decision that names nobody is the signed-in user's, with their ticket, or else this
+    process's OS account's, signed with the order key the codec holds: the order records it as
+    proven. A name given instead is recorded as given (see orders/sign_in.py).
     """
     rejecting = isinstance(decision, RejectOrder)
     what = "rejection" if rejecting else "approval"
-    if not decision.by:
-        update = "reject" if rejecting else "approve"
-        decision = decision.model_copy(update={"by": local_account()})
-        decision = decision.model_copy(update={"proof": proof(codec, handle.id, update, decision)})
+    decision = await as_proven(decision, handle.id, codec, sign_in)
     try:
         # The order's validator accepts it only while the order awaits approval and nobody has
         # decided; the answer is the decision that took effect.
         taken = await _update(handle, decision)
     except WorkflowUpdateFailedError as err:
         refused = err.cause
-        if isinstance(refused, ApplicationError) and refused.type in set(DecisionRefused):
+        if isinstance(refused, ApplicationError) and refused.type in MOVED_ON:
             if refused.type == DecisionRefused.ALREADY_DECIDED:
                 raise MovedOn(f"{refused.message}{ALSO}") from err
             raise MovedOn(refused.message) from err

@@ -14,7 +14,7 @@ from temporalio.exceptions import FailureError, WorkflowAlreadyStartedError
 
 from local.errors import UserError
 from orders.handle import NO_WORKER_SECONDS
-from shared import Order, PaymentSettled
+from shared import Order, PaymentSettled, Placing
 from workflow import OrderWorkflow
 
 
@@ -32,7 +32,7 @@ def new_order_id() -> str:
 
 
 async def place_order(
-    client: Client, task_queue: str, order: Order, order_id: str
+    client: Client, task_queue: str, order: Order, order_id: str, placed_by: Placing | None = None
 ) -> PaymentSettled | None:
     """Starts the order and sends it the `payment_settled` update, which answers once the card
     is charged (or cannot be): the early return.
@@ -40,6 +40,7 @@ async def place_order(
     Returns the payment, or None when it has not settled within NO_WORKER_SECONDS (no worker
     runs, or payment retries): the order is placed all the same, since the start is durable.
     Raises PaymentRefused when it cannot be charged, and a UserError when the ID was used before.
+    `placed_by` says who places it, when they signed in (see orders/sign_in.py).
     """
     placing = WithStartWorkflowOperation(
         OrderWorkflow.run,
@@ -56,7 +57,7 @@ async def place_order(
         # payment takes (for ever, while a service never answers in time).
         return await asyncio.wait_for(
             client.execute_update_with_start_workflow(
-                OrderWorkflow.payment_settled, start_workflow_operation=placing
+                OrderWorkflow.payment_settled, placed_by, start_workflow_operation=placing
             ),
             NO_WORKER_SECONDS,
         )

@@ -13,6 +13,7 @@ import jwt
 
 from local.errors import UserError
 from local.secret_files import create_secret, read_secret
+from payloads.decision_proof import DECISION_UPDATES, Tickets
 
 TOKEN_FILE_NAME = "codec.token"
 # Signatures of an identity provider: asymmetric only, so a token cannot be signed with a public
@@ -90,30 +91,22 @@ class StaticToken:
             raise Refused(HTTPStatus.UNAUTHORIZED, "the codec token is missing or wrong")
 
 
-class OidcUsers:
-    """Users signed in with an OpenID Connect issuer (the Web UI passes their access token), whose
-    e-mail, or another claim, is on the allow-list."""
+class OidcTokens:
+    """Access tokens of one OpenID Connect issuer for one audience, and the user each names."""
 
     def __init__(
-        self,
-        issuer: str,
-        audience: str,
-        allowed: frozenset[str],
-        claim: str = "email",
-        jwks_url: str | None = None,
+        self, issuer: str, audience: str, claim: str = "email", jwks_url: str | None = None
     ) -> None:
-        self._issuer, self._audience, self._claim = issuer, audience, claim
-        self._allowed = frozenset(name.lower() for name in allowed)
+        self.issuer, self._audience, self._claim = issuer, audience, claim
         self._keys = jwt.PyJWKClient(
             jwks_url or discover_jwks_url(issuer),
             lifespan=KEYS_LIFESPAN_SECONDS,
             timeout=ISSUER_TIMEOUT_SECONDS,
         )
 
-    def who(self, endpoint: str) -> str:
-        return f"for {', '.join(sorted(self._allowed))}, signed in at {self._issuer}"
-
-    def check(self, authorization: str | None) -> None:
+    def user(self, authorization: str | None) -> str:
+        """The user a valid `Bearer` token names (lower case); Refused (401) for none, one that
+        is expired, for another audience or issuer, or signed by another key."""
         scheme, _, token = (authorization or "").partition(" ")
         if scheme.lower() != "bearer" or not token:
             raise Refused(HTTPStatus.UNAUTHORIZED, "no access token")
@@ -124,7 +117,7 @@ class OidcUsers:
                 key,
                 algorithms=SIGNATURE_ALGORITHMS,
                 audience=self._audience,
-                issuer=self._issuer,
+                issuer=self.issuer,
                 leeway=CLOCK_LEEWAY_SECONDS,
                 options={"require": ["exp", "iss", "aud"]},
             )
@@ -135,7 +128,24 @@ class OidcUsers:
         except (jwt.InvalidTokenError, jwt.PyJWKClientError) as err:
             raise Refused(HTTPStatus.UNAUTHORIZED, "the access token is not valid") from err
         who = claims.get(self._claim)
-        if not isinstance(who, str) or who.lower() not in self._allowed:
+        if not isinstance(who, str) or not who:
+            raise Refused(HTTPStatus.UNAUTHORIZED, f"the access token names nobody ({self._claim})")
+        return who.lower()
+
+
+class OidcUsers:
+    """Users signed in with an OpenID Connect issuer (the Web UI passes their access token), whose
+    e-mail, or another claim, is on the allow-list."""
+
+    def __init__(self, tokens: OidcTokens, allowed: frozenset[str]) -> None:
+        self._tokens = tokens
+        self._allowed = frozenset(name.lower() for name in allowed)
+
+    def who(self, endpoint: str) -> str:
+        return f"for {', '.join(sorted(self._allowed))}, signed in at {self._tokens.issuer}"
+
+    def check(self, authorization: str | None) -> None:
+        if self._tokens.user(authorization) not in self._allowed:
             raise Refused(HTTPStatus.FORBIDDEN, "this user may not read orders")
 
 
@@ -153,3 +163,22 @@ def discover_jwks_url(issuer: str) -> str:
     if not isinstance(jwks_url, str):
         raise UserError(f"{url} names no jwks_uri: give --oidc-jwks-url")
     return jwks_url
+
+
+class Approvers:
+    """Who may have a ticket (payloads/decision_proof.py): any user of the issuer to place an
+    order, the allowed ones to decide. The codec server hands them out (POST /ticket); the
+    worker's interceptor checks them."""
+
+    def __init__(self, tokens: OidcTokens, allowed: frozenset[str], tickets: Tickets) -> None:
+        self._tokens, self.tickets = tokens, tickets
+        self._allowed = frozenset(name.lower() for name in allowed)
+
+    def ticket(
+        self, authorization: str | None, order_id: str, action: str, reason: str
+    ) -> tuple[str, str]:
+        """Who the access token names, and their ticket; Refused (401 or 403) otherwise."""
+        user = self._tokens.user(authorization)
+        if action in DECISION_UPDATES and user not in self._allowed:
+            raise Refused(HTTPStatus.FORBIDDEN, f"{user} may not approve or reject orders")
+        return user, self.tickets.issue(order_id, action, user, reason)

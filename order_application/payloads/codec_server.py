@@ -16,12 +16,13 @@ from temporalio.api.common.v1 import Payloads
 from temporalio.converter import PayloadCodec
 
 from local.errors import UserError
-from local.loopback import loopback_hosts
+from local.loopback import CODEC_PORT, loopback_hosts
 from payloads.codec import EncryptionCodec
-from payloads.codec_auth import AnyLocalUser, Authorizer, Refused
+from payloads.codec_auth import AnyLocalUser, Approvers, Authorizer, Refused
+from payloads.decision_proof import DECISION_UPDATES, PLACE, TICKET_PATH
 
 HOST = "localhost"
-DEFAULT_PORT = 8081
+DEFAULT_PORT = CODEC_PORT
 # Temporal refuses a payload over 2 MB, and the Web UI and the CLI send the payloads of one event
 # or field per request: 2 MB of payload is 2.7 MB in the JSON's base64. Past that, refused unread.
 MAX_BODY_BYTES = 3 * 1024 * 1024
@@ -37,6 +38,7 @@ ALLOWED_HEADERS = "Content-Type, X-Namespace, Authorization"
 PROOF_PATH = "/order-codec-proof"
 # Seconds a starting worker waits for whoever holds the codec port to answer the proof.
 PROOF_TIMEOUT_SECONDS = 3
+MAX_TICKET_REQUEST_BYTES = 4096
 
 logger = logging.getLogger(__name__)
 
@@ -61,9 +63,10 @@ class CodecServer:
         port: int,
         origins: frozenset[str],
         authorizer: Authorizer | None = None,
+        approvers: Approvers | None = None,
     ) -> None:
         # OSError when the port is taken.
-        self._server = _Server(codec, port, origins, authorizer or AnyLocalUser())
+        self._server = _Server(codec, port, origins, authorizer or AnyLocalUser(), approvers)
         self.endpoint = endpoint(port)
         serving = threading.Thread(target=self._server.serve_forever, daemon=True)
         serving.start()
@@ -81,10 +84,16 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = True
 
     def __init__(
-        self, codec: EncryptionCodec, port: int, origins: frozenset[str], authorizer: Authorizer
+        self,
+        codec: EncryptionCodec,
+        port: int,
+        origins: frozenset[str],
+        authorizer: Authorizer,
+        approvers: Approvers | None,
     ) -> None:
         self.codec = codec
         self.authorizer = authorizer
+        self.approvers = approvers
         # Only these names: a page whose own name re-resolves to 127.0.0.1 (DNS rebinding) is
         # same-origin with this server and needs no CORS, but still sends its name as Host.
         self.hosts = loopback_hosts(port)
@@ -138,6 +147,9 @@ class _Handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         if not self._admitted():
             return
+        if urlsplit(self.path).path == TICKET_PATH:
+            self._ticket()
+            return
         try:
             self.server.authorizer.check(self.headers.get("Authorization"))
         except Refused as refused:
@@ -188,6 +200,42 @@ class _Handler(BaseHTTPRequestHandler):
         self._answer(
             HTTPStatus.OK, json_format.MessageToJson(Payloads(payloads=converted)).encode()
         )
+
+    def _ticket(self) -> None:
+        """A ticket for the user the access token names: {"order_id", "action", "reason"} in,
+        {"by", "proof"} out. Its own check of who asks: a sign-in, not the codec's rule."""
+        approvers = self.server.approvers
+        if approvers is None:
+            self._refuse(
+                HTTPStatus.NOT_FOUND, "no tickets: the worker runs without --approvers oidc"
+            )
+            return
+        length = self.headers.get("Content-Length", "")
+        if self.headers.get_content_type() != "application/json" or not (
+            length.isascii() and length.isdigit() and int(length) <= MAX_TICKET_REQUEST_BYTES
+        ):
+            self._refuse(HTTPStatus.BAD_REQUEST, "a small JSON body is required")
+            return
+        try:
+            asked = json.loads(self.rfile.read(int(length)))
+            order_id, action, reason = asked["order_id"], asked["action"], asked.get("reason", "")
+            if not all(isinstance(text, str) for text in (order_id, action, reason)):
+                raise TypeError
+            if action not in DECISION_UPDATES | {PLACE}:
+                raise ValueError
+            by, ticket = approvers.ticket(
+                self.headers.get("Authorization"), order_id, action, reason
+            )
+        except Refused as refused:
+            logger.warning("Codec server: refused a ticket (%d: %s)", refused.status, refused.why)
+            self._refuse(refused.status, refused.why)
+            return
+        except (ValueError, KeyError, TypeError, RecursionError):  # ValueError: also not JSON.
+            self._answer(
+                HTTPStatus.BAD_REQUEST, b"order_id, action and reason, as JSON\n", "text/plain"
+            )
+            return
+        self._answer(HTTPStatus.OK, json.dumps({"by": by, "proof": ticket}).encode())
 
     def _admitted(self) -> bool:
         """Host, then Origin, before anything of the request is read or done."""
@@ -249,7 +297,11 @@ def holds_our_key(codec: EncryptionCodec, port: int) -> bool:
 
 
 def serve_codec(
-    codec: PayloadCodec | None, port: int, web_ui: str | None, authorizer: Authorizer
+    codec: PayloadCodec | None,
+    port: int,
+    web_ui: str | None,
+    authorizer: Authorizer,
+    approvers: Approvers | None = None,
 ) -> tuple[CodecServer | None, str | None]:
     """Serves the codec for the Web UI and the CLI, unless it is off or a worker of the same key
     serves it already; returns the server it runs, and the endpoint that decrypts orders."""
@@ -259,7 +311,7 @@ def serve_codec(
     if port == 0:
         return None, None
     try:
-        server = CodecServer(codec, port, ui_origins(web_ui), authorizer)
+        server = CodecServer(codec, port, ui_origins(web_ui), authorizer, approvers)
     except OSError as err:
         # With several workers on one machine the first one serves the codec, and the others
         # check that it is one: a stranger on the port would see what the Web UI decrypts.

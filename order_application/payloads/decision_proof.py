@@ -1,31 +1,36 @@
-"""A decision signed with the order key: the sender proves it holds the key, and the worker checks
-the signature once, before the workflow sees the decision."""
+"""Who decided, proven: a decision signed with the order key, or one that carries a ticket the
+worker gave a signed-in user. The worker checks either once, in the update's validator, before
+the workflow sees the decision (payloads/interceptor.py)."""
 
+import hashlib
+import hmac
 import json
-from typing import Any
+import secrets
+from pathlib import Path
 
-from temporalio import workflow
 from temporalio.converter import PayloadCodec
-from temporalio.exceptions import ApplicationError
-from temporalio.worker import (
-    HandleUpdateInput,
-    Interceptor,
-    WorkflowInboundInterceptor,
-    WorkflowInterceptorClassInput,
-)
 
+from local.errors import UserError
+from local.secret_files import create_secret, read_secret
 from payloads.codec import EncryptionCodec
-from shared import ApproveOrder, RejectOrder
+from shared import SIGNED_IN_PROOF, ApproveOrder, RejectOrder
 
 DECISION_UPDATES = frozenset({"approve", "reject"})
+DECISION_SIGNALS = frozenset({"approve_order", "reject_order"})
+PLACE = "place"
+"""What a ticket for placing an order names, in place of an update: payment_settled's input."""
+PLACING_UPDATE = "payment_settled"
+TICKET_SECRET_FILE_NAME = "approvals.secret"
+TICKET_PATH = "/ticket"
+"""Where the codec server gives a signed-in user a ticket (see codec_server.py)."""
 PROOF_REFUSED = "DecisionProofRefused"
-"""`type` of the error with which a decision update is refused when its proof does not hold."""
+"""`type` of the error with which an update is refused when its proof does not hold."""
 
 
-def _signed_text(order_id: str, update: str, by: str, reason: str) -> bytes:
-    # The order and the update are in it: a signature copied from one decision proves nothing
-    # about another order, or about the opposite decision.
-    return json.dumps([order_id, update, by, reason]).encode()
+def signed_text(order_id: str, action: str, by: str, reason: str) -> bytes:
+    # The order and the action are in it: a proof copied from one decision proves nothing about
+    # another order, or about the opposite decision.
+    return json.dumps([order_id, action, by, reason]).encode()
 
 
 def proof(
@@ -34,47 +39,30 @@ def proof(
     """The decision's proof, for a client that holds the order key; empty for one without."""
     if not isinstance(codec, EncryptionCodec):
         return ""
-    return codec.sign(_signed_text(order_id, update, decision.by, decision.reason))
+    return codec.sign(signed_text(order_id, update, decision.by, decision.reason))
 
 
-class DecisionProofs(Interceptor):
-    """Refuses an `approve` or `reject` update whose proof does not hold, in its validator.
+class Tickets:
+    """Tickets the worker gives a user whose sign-in it checked: an HMAC of the order, the action,
+    the user and the reason, under a secret only the worker reads (not the order key, which every
+    client holds). The history keeps the ticket, never the access token: it names one order and
+    one decision, and an order takes one decision, so it is of no use to anyone who reads it."""
 
-    The SDK runs validators only when an update arrives, never when a worker replays a history:
-    a decision accepted with a proof stays proven after the keys rotate. A decision without a
-    proof goes on, and the order records its name as given, not verified.
-    """
+    def __init__(self, secret: bytes) -> None:
+        self._secret = secret
 
-    def __init__(self, codec: PayloadCodec | None) -> None:
-        self._codec = codec
+    @classmethod
+    def beside(cls, key_file: Path) -> "Tickets":
+        path = key_file.with_name(TICKET_SECRET_FILE_NAME)
+        try:
+            create_secret(path, secrets.token_hex(32) + "\n")
+            return cls(read_secret(path).strip())
+        except OSError as err:
+            raise UserError(f"cannot read the ticket secret {path}: {err.strerror}") from err
 
-    def workflow_interceptor_class(
-        self, input: WorkflowInterceptorClassInput
-    ) -> type[WorkflowInboundInterceptor]:
-        codec = self._codec
+    def issue(self, order_id: str, action: str, by: str, reason: str) -> str:
+        text = signed_text(order_id, action, by, reason)
+        return SIGNED_IN_PROOF + hmac.new(self._secret, text, hashlib.sha256).hexdigest()
 
-        class _CheckProof(WorkflowInboundInterceptor):
-            def handle_update_validator(self, input: HandleUpdateInput) -> None:
-                decision = _decision(input)
-                if decision is not None and decision.proof:
-                    order_id = workflow.info().workflow_id
-                    text = _signed_text(order_id, input.update, decision.by, decision.reason)
-                    if not (
-                        isinstance(codec, EncryptionCodec) and codec.signed(text, decision.proof)
-                    ):
-                        raise ApplicationError(
-                            f"the proof of this {input.update} does not hold: it was not signed"
-                            f" for order {order_id} with its key",
-                            type=PROOF_REFUSED,
-                            non_retryable=True,
-                        )
-                super().handle_update_validator(input)
-
-        return _CheckProof
-
-
-def _decision(input: HandleUpdateInput) -> ApproveOrder | RejectOrder | None:
-    if input.update not in DECISION_UPDATES or len(input.args) != 1:
-        return None
-    arg: Any = input.args[0]
-    return arg if isinstance(arg, ApproveOrder | RejectOrder) else None
+    def holds(self, order_id: str, action: str, by: str, reason: str, ticket: str) -> bool:
+        return hmac.compare_digest(self.issue(order_id, action, by, reason), ticket)

@@ -23,8 +23,8 @@ from activities import OrderActivities
 from harness.processes import DEADLINE_SECONDS, eventually
 from observability.search_attributes import SEARCH_ATTRIBUTES
 from payloads.codec import EncryptionCodec
-from payloads.decision_proof import DecisionProofs
-from payloads.interceptor import OneArgumentPerMessage
+from payloads.decision_proof import Tickets
+from payloads.interceptor import DecisionProofs, OneArgumentPerMessage
 from shared import (
     LineItem,
     Order,
@@ -94,13 +94,15 @@ def order_worker(
     task_queue: str,
     services: Services,
     workflow: type = OrderWorkflow,
+    tickets: Tickets | None = None,
 ) -> Worker:
+    """A worker of the test's own; with `tickets`, as worker.py --approvers oidc runs."""
     return Worker(
         env.client,
         task_queue=task_queue,
         workflows=[workflow],
         activities=OrderActivities(services).all(),
-        interceptors=[OneArgumentPerMessage(), DecisionProofs(ORDER_KEY)],
+        interceptors=[OneArgumentPerMessage(), DecisionProofs(ORDER_KEY, tickets)],
     )
 
 
