@@ -39,6 +39,8 @@ def main() -> None:
 
     users = args.user or ["grace@example.com"]
     with local_issuer() as issuer:
+        # Whom its sign-in page signs in, for `inbox.py --sign-in oidc`: it asks nobody.
+        issuer.signing_in_as = users[0]
         oidc = f"--oidc-issuer {issuer.url} --oidc-audience {AUDIENCE}"
         print(f"OIDC issuer on {issuer.url}; Ctrl-C stops it. Start the worker with one of:")
         allow = " ".join(f"--codec-allow {shlex.quote(user)}" for user in users)

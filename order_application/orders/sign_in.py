@@ -20,6 +20,11 @@ from shared import ApproveOrder, Placing, RejectOrder
 TICKET_TIMEOUT_SECONDS = 10
 
 
+def codec_endpoint() -> str:
+    """The codec server that gives the tickets: ORDER_CODEC_ENDPOINT, else the worker's default."""
+    return os.environ.get("ORDER_CODEC_ENDPOINT", f"http://localhost:{CODEC_PORT}").rstrip("/")
+
+
 @dataclass(frozen=True)
 class SignIn:
     """An access token from the issuer the worker trusts, and where to trade it for tickets."""
@@ -40,8 +45,7 @@ class SignIn:
             token = os.environ.get("ORDER_ACCESS_TOKEN", "").strip()
         if not token:
             return None
-        where = os.environ.get("ORDER_CODEC_ENDPOINT", f"http://localhost:{CODEC_PORT}")
-        return cls(token, where.rstrip("/"))
+        return cls(token, codec_endpoint())
 
     async def ticket(self, order_id: str, action: str, reason: str = "") -> tuple[str, str]:
         """Who the token names, and their ticket for this order and action."""

@@ -12,7 +12,6 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
-from starlette.templating import Jinja2Templates
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from temporalio.client import Client
 from temporalio.service import RPCError
@@ -22,64 +21,67 @@ from command_line.exit import script_command
 from command_line.reports import (
     describe_approval,
     describe_compensations,
-    describe_items,
     describe_payment,
 )
+from local.account import local_account
 from local.errors import UserError
+from local.printable import printable
 from orders.cancel_update import request_cancel
 from orders.decision_update import MovedOn, decide_order
 from orders.status_query import Delivered, Ended, where_is
 from orders.update_with_start import PaymentRefused, new_order_id, place_order
-from shared import TOO_LATE_TO_CANCEL, ApproveOrder, OrderStatus, RejectOrder
-from shop.rules import format_cents
-from web.forms import FORM_WIDE, OrderForm, catalogue, read_order_form
-from web.guard import LoopbackOnly
-from web.sessions import Notice, Sessions, checked_form, session_of
-from web.timeline import read_history
+from shared import TOO_LATE_TO_CANCEL, OrderStatus, Proof
+from web.forms import FORM_WIDE, OrderForm, catalogue, read_decision_form, read_order_form
+from web.guard import LoopbackOnly, OwnerOnly
+from web.oidc import Issuer
+from web.rendering import order_path, page, plain_page, templates
+from web.sessions import Notice, Session, Sessions, checked_form, session_of
+from web.sign_in import CALLBACK, SignInPages
+from web.timeline import NoSuchOrder, read_history
 from web.waiting_orders import Orders
 
 logger = logging.getLogger("inbox")
 
-HERE = Path(__file__).resolve().parent
-templates = Jinja2Templates(directory=HERE / "templates")
-templates.env.globals.update(format_cents=format_cents, describe_items=describe_items)
 
-
-def create_app(settings: Settings, port: int) -> Starlette:
-    orders = Orders(settings)
-    pages = Pages(orders)
+def create_app(
+    settings: Settings, port: int, secret: str, issuer: Issuer | None = None
+) -> Starlette:
+    """The inbox on `port`, for the holder of `secret` alone (see OwnerOnly); its approvers sign
+    in with `issuer` when one is given, and decide as the OS account that runs it otherwise."""
+    pages = Pages(Orders(settings), issuer)
+    signing_in = SignInPages(issuer).routes() if issuer else []
     return Starlette(
         routes=[
+            *signing_in,
             Route("/", pages.inbox),
             Route("/waiting", pages.waiting),
-            Route("/approver", pages.name_approver, methods=["POST"]),
             Route("/place", pages.order_form),
             Route("/place", pages.place, methods=["POST"]),
-            Route("/orders/{order_id}", pages.order),
-            Route("/orders/{order_id}/live", pages.order_live),
-            Route("/orders/{order_id}/decision", pages.decide, methods=["POST"]),
-            Route("/orders/{order_id}/cancel", pages.cancel, methods=["POST"]),
-            Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
+            # An order ID may hold `/`: it is all of the path after a prefix that alone names
+            # the route (see order_path).
+            Route("/orders/{order_id:path}", pages.order),
+            Route("/live/{order_id:path}", pages.order_live),
+            Route("/decide/{order_id:path}", pages.decide, methods=["POST"]),
+            Route("/cancel/{order_id:path}", pages.cancel, methods=["POST"]),
+            Mount("/static", StaticFiles(directory=Path(__file__).parent / "static")),
         ],
         middleware=[
             Middleware(LoopbackOnly, port=port),
+            Middleware(
+                OwnerOnly,
+                secret=secret,
+                port=port,
+                refusal=templates.get_template("locked.html").render(notices=[]),
+                open_prefixes=("/static/", CALLBACK) if issuer else ("/static/",),
+            ),
             Middleware(NoTracebacks),
-            Middleware(Sessions),
+            Middleware(Sessions, port=port),
         ],
         exception_handlers={
             UserError: pages.error,
             RPCError: pages.error,
             HTTPException: pages.error,
         },
-    )
-
-
-def page(request: Request, template: str, status_code: int = 200, **context: Any) -> Response:
-    """A page, with the session's CSRF token for its forms and its notices shown once."""
-    session = session_of(request)
-    context.setdefault("notices", session.take_notices())
-    return templates.TemplateResponse(
-        request, template, {"csrf": session.csrf_token, **context}, status_code=status_code
     )
 
 
@@ -90,14 +92,30 @@ def seconds(delta: float) -> str:
 
 
 class Pages:
-    def __init__(self, orders: Orders) -> None:
+    def __init__(self, orders: Orders, issuer: Issuer | None) -> None:
         self._orders = orders
+        self._issuer = issuer
+
+    def _decides_as(self, session: Session) -> str | None:
+        """Who a decision from this session is recorded as; None until its approver signs in."""
+        if self._issuer is None:
+            # The inbox is its starter's alone (OwnerOnly): it decides as their OS account,
+            # which proves itself with the order key, as approve.py does.
+            return f"{local_account()} ({Proof.ORDER_KEY})"
+        signed_in = session.signed_in
+        return f"{signed_in.name} ({Proof.SIGNED_IN})" if signed_in else None
 
     # --- The inbox -----------------------------------------------------------------------------
 
     async def inbox(self, request: Request) -> Response:
         context = await self._waiting_context()
-        return page(request, "inbox.html", approver=session_of(request).approver, **context)
+        return page(
+            request,
+            "inbox.html",
+            decides_as=self._decides_as(session_of(request)),
+            issuer=self._issuer.url if self._issuer else None,
+            **context,
+        )
 
     async def waiting(self, request: Request) -> Response:
         """The inbox's list alone, which the page fetches every few seconds."""
@@ -121,33 +139,28 @@ class Pages:
             ]
         }
 
-    async def name_approver(self, request: Request) -> Response:
-        form = await checked_form(request)
-        session_of(request).approver = str(form.get("approver", "")).strip()
-        return RedirectResponse("/", status_code=303)
-
     async def decide(self, request: Request) -> Response:
         form = await checked_form(request)
         session = session_of(request)
+        notices = session.notices
         order_id = request.path_params["order_id"]
-        reason = str(form.get("reason", "")).strip()
-        if not session.approver:
-            session.notices.append(Notice("Say who decides first: your name, above.", ok=False))
-        elif form.get("decision") == "reject" and not reason:
-            session.notices.append(Notice(f"To reject {order_id}, give a reason.", ok=False))
-        else:
-            decision = (
-                RejectOrder(by=session.approver, reason=reason)
-                if form.get("decision") == "reject"
-                else ApproveOrder(by=session.approver, reason=reason)
-            )
-            client = await self._orders.client()
-            try:
-                session.notices.append(Notice(await decide_order(client, order_id, decision), True))
-            except MovedOn as moved_on:
-                session.notices.append(Notice(str(moved_on), ok=False))
-            except (UserError, RPCError) as err:
-                session.notices.append(Notice(await self._too_late(client, order_id, err), False))
+        decision = read_decision_form(form)
+        if self._issuer and not session.signed_in:
+            decision = "sign in first (above): this inbox takes decisions from signed-in approvers"
+        if isinstance(decision, str):
+            notices.append(Notice(f"Nothing was sent to order {order_id}: {decision}", ok=False))
+            return RedirectResponse("/", status_code=303)
+        sign_in = session.signed_in.sign_in if session.signed_in else None
+        client = await self._orders.client()
+        try:
+            # Sent naming nobody: decide_order has it proven by the sign-in's ticket, or else signs
+            # it as this process's OS account, the inbox's starter, with the order key.
+            taken = await decide_order(client, order_id, decision, sign_in)
+            notices.append(Notice(taken, ok=True))
+        except MovedOn as moved_on:
+            notices.append(Notice(str(moved_on), ok=False))
+        except (UserError, RPCError) as err:
+            notices.append(Notice(await self._too_late(client, order_id, err), ok=False))
         return RedirectResponse("/", status_code=303)
 
     async def _too_late(self, client: Client, order_id: str, err: UserError | RPCError) -> str:
@@ -197,7 +210,7 @@ class Pages:
                     ok=False,
                 )
             )
-        return RedirectResponse(request.url_for("order", order_id=order_id), status_code=303)
+        return RedirectResponse(order_path("orders", order_id), status_code=303)
 
     # --- One order -----------------------------------------------------------------------------
 
@@ -249,16 +262,18 @@ class Pages:
             notices.append(Notice(f"Cancelling order {order_id} (it was {accepted.step}).", True))
         except (UserError, RPCError) as err:
             notices.append(Notice(await self._orders.explain(err), ok=False))
-        return RedirectResponse(request.url_for("order", order_id=order_id), status_code=303)
+        return RedirectResponse(order_path("orders", order_id), status_code=303)
 
     # --- Errors --------------------------------------------------------------------------------
 
     async def error(self, request: Request, err: Exception) -> Response:
-        """A page with the error in one line."""
+        """A page with the error in one line; 404 for an order there is no such order."""
         if isinstance(err, HTTPException):
-            return page(request, "error.html", err.status_code, error=err.detail)
+            return plain_page(request, "error.html", err.status_code, error=err.detail)
+        if isinstance(err, NoSuchOrder):
+            return plain_page(request, "error.html", 404, error=str(err))
         assert isinstance(err, UserError | RPCError)
-        return page(request, "error.html", 502, error=await self._orders.explain(err))
+        return plain_page(request, "error.html", 502, error=await self._orders.explain(err))
 
 
 def describe_status(status: OrderStatus) -> str:
@@ -300,10 +315,12 @@ class NoTracebacks:
         try:
             await self._app(scope, receive, sending)
         except Exception as err:
-            # No traceback in the log either: it may quote customer data.
-            logger.error("%s %s failed: %s", scope.get("method"), scope["path"], type(err).__name__)  # noqa: TRY400
+            # No traceback in the log either: it may quote customer data. The path is decoded
+            # from the request, whose sender chose it: escaped, so it cannot forge a log line.
+            path = printable(scope["path"])
+            logger.error("%s %s failed: %s", scope.get("method"), path, type(err).__name__)  # noqa: TRY400
             if not started:
                 text = f"error: the inbox failed ({type(err).__name__}); see its log"
-                await templates.TemplateResponse(
-                    Request(scope), "error.html", {"error": text, "notices": []}, status_code=500
-                )(scope, receive, send)
+                await plain_page(Request(scope), "error.html", 500, error=text)(
+                    scope, receive, send
+                )

@@ -1,4 +1,4 @@
-"""The inbox's order form: read into an Order by the model the workflow checks it with."""
+"""The inbox's forms, read into the models the workflow checks them with: an order, a decision."""
 
 from dataclasses import dataclass, field
 
@@ -6,7 +6,8 @@ from pydantic import ValidationError
 from starlette.datastructures import FormData
 
 from command_line.order_options import DEFAULT_ADDRESS, DEFAULT_CUSTOMER, SMALL_ORDER
-from shared import Order
+from payloads.converter import problems
+from shared import ApproveOrder, Order, RejectOrder
 from shop.rules import CATALOG, format_cents, parse_cents
 
 FORM_WIDE = ""
@@ -94,3 +95,19 @@ def _field_of(location: tuple[int | str, ...], item_fields: list[dict[str, str]]
         case (str(name), *_) if name in ORDER_FIELDS:
             return ORDER_FIELDS[name]
     return FORM_WIDE
+
+
+def read_decision_form(form: FormData) -> ApproveOrder | RejectOrder | str:
+    """The decision a row's form makes, naming nobody (the sender proves who decides), or what
+    is wrong with it, in words."""
+    choice = form.get("decision")
+    reason = form.get("reason", "")
+    if choice not in ("approve", "reject") or not isinstance(reason, str):
+        return "the form has no approve or reject in it; reload the page"
+    reason = reason.strip()
+    if choice == "reject" and not reason:
+        return "a rejection needs a reason"
+    try:
+        return RejectOrder(reason=reason) if choice == "reject" else ApproveOrder(reason=reason)
+    except ValidationError as err:
+        return "; ".join(problems(err))

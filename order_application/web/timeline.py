@@ -28,6 +28,7 @@ from shared import (
     OrderStep,
     Packing,
     Payment,
+    Proof,
     RejectOrder,
     Reservation,
     Shipment,
@@ -111,13 +112,26 @@ _DECISION_SIGNALS = {
 }
 
 
+def _as_given(decision: ApproveOrder | RejectOrder | None) -> str:
+    """Who a decision signal names: always as given, since no validator checks a signal."""
+    if decision is None or not decision.by:
+        return "(name not given)"
+    return f'"{decision.by}" ({Proof.NAME_GIVEN})'
+
+
+class NoSuchOrder(UserError):
+    """No order has the ID asked for."""
+
+
 async def read_history(client: Client, order_id: str) -> OrderHistory:
-    """The order's input and its moments; a one-line UserError when there is no such order."""
+    """The order's input and its moments; NoSuchOrder when there is no such order."""
     try:
         events = (await client.get_workflow_handle(order_id).fetch_history()).events
     except RPCError as err:
-        if err.status == RPCStatusCode.NOT_FOUND:
-            raise UserError(f"no order with ID {order_id}") from err
+        # INVALID_ARGUMENT: an ID that no workflow can have (empty, or longer than the server's
+        # limit), which a URL may still hold.
+        if err.status in (RPCStatusCode.NOT_FOUND, RPCStatusCode.INVALID_ARGUMENT):
+            raise NoSuchOrder(f"no order with ID {order_id}") from err
         raise
     reader = _Reader(client)
     moments = [moment for event in events if (moment := await reader.read(event))]
@@ -186,8 +200,7 @@ class _Reader:
             if signal_model := _DECISION_SIGNALS.get(signaled.signal_name):
                 args = signaled.input.payloads
                 decision = await self._decode(args[0], signal_model) if args else None
-                by = decision.by if decision else ""
-                return f"{signaled.signal_name} signal from {by or '(name not given)'}"
+                return f"{signaled.signal_name} signal from {_as_given(decision)}"
         elif kind == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CANCEL_REQUESTED:
             return "cancellation requested through Temporal"
         return _CLOSED.get(kind)

@@ -1,5 +1,5 @@
-"""The inbox for browser tests: ./inbox.py on a free port, and pages in Chromium that leave a
-screenshot behind when a test fails."""
+"""The inbox for browser tests: ./inbox.py on a free port, the link it prints, and pages in
+Chromium that leave a screenshot behind when a test fails."""
 
 import os
 import re
@@ -8,12 +8,18 @@ import signal
 import subprocess
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 from playwright.async_api import Browser, Page, expect
+from starlette.routing import Mount, Route
 
+from command_line.connection import Settings
 from harness.processes import SCRIPT_TIMEOUT, SCRIPTS, START_ATTEMPTS, free_port, wait_for_port
+from payloads.converter import PLAIN
 from support.scripts import VALID_CARD
+from web.app import create_app
+from web.oidc import Issuer
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 """Debian's Chromium, which Playwright drives as it is: its own browser downloads fail here."""
@@ -30,15 +36,33 @@ EXPECT_SECONDS = 30
 expect.set_options(timeout=EXPECT_SECONDS * 1000)
 
 
+PRINTED_LINK = re.compile(r"^    (http://localhost:[0-9]+/\?token=[A-Za-z0-9_-]+)$", re.MULTILINE)
+"""The link ./inbox.py prints, on a line of its own, with the secret of its launch."""
+
+
+@dataclass(frozen=True)
+class Inbox:
+    address: str
+    """`http://localhost:PORT`, which answers 401 without the secret."""
+    link: str
+    """The link the inbox printed, which carries its secret."""
+    log: Path
+    """What it printed and logged."""
+
+    @property
+    def secret(self) -> str:
+        return self.link.rsplit("=", 1)[1]
+
+
 @contextmanager
-def running_inbox(env: dict[str, str], log: Path) -> Iterator[str]:
-    """./inbox.py on a free port, as a user runs it; yields its address. If the port was taken
-    meanwhile, it starts again on another."""
+def running_inbox(env: dict[str, str], log: Path, *args: str) -> Iterator[Inbox]:
+    """./inbox.py ARGS on a free port, as a user runs it, and the link it printed. If the port was
+    taken meanwhile, it starts again on another."""
     for attempt in range(START_ATTEMPTS):
         port = free_port()
         with open(log, "ab") as output:
             process = subprocess.Popen(
-                ["./inbox.py", "--port", str(port)],
+                ["./inbox.py", "--port", str(port), *args],
                 cwd=SCRIPTS,
                 env=env,
                 stdout=output,
@@ -53,19 +77,26 @@ def running_inbox(env: dict[str, str], log: Path) -> Iterator[str]:
             if attempt == START_ATTEMPTS - 1:
                 raise
     try:
-        yield f"http://localhost:{port}"
+        # Printed before it listens; after any earlier attempt's output in the same log.
+        link = PRINTED_LINK.findall(log.read_text())[-1]
+        yield Inbox(f"http://localhost:{port}", link, log)
     finally:
         os.killpg(process.pid, signal.SIGTERM)
         process.wait(timeout=30)
 
 
 @asynccontextmanager
-async def browsing(browser: Browser, inbox: str, artefacts: Path, name: str) -> AsyncIterator[Page]:
-    """A page of a browser context of its own (its own cookies: one approver); a screenshot of
-    it in `artefacts` when the block fails."""
-    context = await browser.new_context(base_url=inbox)
+async def browsing(
+    browser: Browser, inbox: Inbox, artefacts: Path, name: str, with_link: bool = True
+) -> AsyncIterator[Page]:
+    """A page of a browser context of its own (its own cookies: one approver), which has opened
+    the printed link, as its user would, unless `with_link` is False; a screenshot of it in
+    `artefacts` when the block fails."""
+    context = await browser.new_context(base_url=inbox.address)
     page = await context.new_page()
     try:
+        if with_link:
+            await page.goto(inbox.link)
         yield page
     except BaseException:
         shot = artefacts / f"{name}.png"
@@ -87,8 +118,25 @@ async def place_from_form(page: Page, card_expiry: str = VALID_CARD) -> str:
     return page.url.rsplit("/", 1)[1]
 
 
-async def name_approver(page: Page, name: str) -> None:
-    await page.goto("/")
-    await page.get_by_label("Your name, recorded with each decision").fill(name)
-    await page.get_by_role("button", name="Save my name").click()
-    await expect(page.get_by_label("Your name, recorded with each decision")).to_have_value(name)
+def routes_of_the_app(order_id: str) -> tuple[list[tuple[str, str]], list[str]]:
+    """Every (method, path) the inbox's app serves, with `order_id` for a path's parameters, read
+    from the app itself, with its sign-in, so that no page or form can be left out; and the paths
+    of its mounts."""
+    never_connected = Settings(
+        connect={},
+        address="-",
+        namespace="-",
+        task_queue="-",
+        address_configured=False,
+        data_converter=PLAIN,
+    )
+    never_asked = Issuer("http://issuer.invalid", "-", "-", "-")
+    app = create_app(never_connected, port=0, secret="-", issuer=never_asked)
+    routes = [route for route in app.routes if isinstance(route, Route)]
+    mounts = [route.path for route in app.routes if isinstance(route, Mount)]
+    assert len(routes) + len(mounts) == len(app.routes), "a route of another kind: test it"
+    return [
+        (method, route.path_format.format_map(dict.fromkeys(route.param_convertors, order_id)))
+        for route in routes
+        for method in sorted(route.methods or ())
+    ], mounts
