@@ -269,13 +269,19 @@ class OrderWorkflow:
         """Answers once the order is charged (and re-checked for fraud), or fails with the reason
         it could not be: starter.py sends it with the start, for an early return, and says who
         places the order when they signed in to do so."""
-        if placing and Proof.of(placing.proof) == Proof.SIGNED_IN:
+        # The first signed-in placing stands: Update-with-Start sends it with the start itself.
+        if placing and Proof.of(placing.proof) == Proof.SIGNED_IN and not self._placed_by:
             self._placed_by = placing.by
         await workflow.wait_condition(lambda: self._paid is not None or self._unpaid is not None)
         if self._paid is None:
             assert self._unpaid is not None
             raise ApplicationError(self._unpaid.message, type=self._unpaid.type, non_retryable=True)
         return self._paid
+
+    @payment_settled.validator
+    def _placing_checked(self, placing: Placing | None = None) -> None:
+        """Nothing of the order's to check; with a validator declared, the SDK runs the worker's
+        check of a placing's ticket (payloads/interceptor.py) before the update is accepted."""
 
     # A decision is an update: the order accepts it only while it awaits approval and nobody has
     # decided, and tells the caller which decision took effect. A bare one (no input, or null)

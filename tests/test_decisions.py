@@ -53,6 +53,7 @@ from shared import (
     OrderResult,
     OrderStep,
     PaymentSettled,
+    Placing,
     Proof,
     RejectOrder,
 )
@@ -558,3 +559,34 @@ async def test_a_signed_in_decision_replays_after_the_ticket_secret_and_the_toke
         data_converter=time_skipping_env.client.data_converter,
     ).replay_workflow(history)
     assert taken.who == "grace@example.com (signed in)"
+
+
+async def test_a_placing_proves_its_ticket_and_the_first_placer_stands(
+    time_skipping_env: WorkflowEnvironment, task_queue: str, services: Services
+) -> None:
+    """Who placed the order is checked like a decision, and cannot be changed afterwards: a
+    forged ticket is refused, and a later, valid one leaves the first placer in place, whom four
+    eyes then keeps from approving."""
+    tickets = Tickets(os.urandom(32))
+    async with order_worker(time_skipping_env, task_queue, services, tickets=tickets):
+        handle = await place(time_skipping_env, task_queue, ORDER)
+
+        def placing(by: str) -> Placing:
+            return Placing(by=by, proof=tickets.issue(handle.id, "place", by, ""))
+
+        await handle.execute_update(OrderWorkflow.payment_settled, placing("grace@example.com"))
+        with pytest.raises(WorkflowUpdateFailedError) as forged:
+            await handle.execute_update(
+                OrderWorkflow.payment_settled, Placing(by="heidi@example.com", proof="signed-in:00")
+            )
+        await handle.execute_update(OrderWorkflow.payment_settled, placing("heidi@example.com"))
+        await reach(handle, OrderStep.AWAITING_APPROVAL)
+        grace = ApproveOrder(
+            by="grace@example.com",
+            proof=tickets.issue(handle.id, "approve", "grace@example.com", ""),
+        )
+        with pytest.raises(WorkflowUpdateFailedError) as own:
+            await handle.execute_update(OrderWorkflow.approve, grace)
+
+    assert refusal(forged).type == PROOF_REFUSED
+    assert refusal(own).type == DecisionRefused.FOUR_EYES
