@@ -248,6 +248,15 @@ class PaymentSettled(Message):
     awaits_approval: bool
     approval_timeout_seconds: float
 
+    @classmethod
+    def of(cls, payment: Payment, order: Order) -> "PaymentSettled":
+        return cls(
+            transaction_id=payment.transaction_id,
+            amount_cents=payment.amount_cents,
+            awaits_approval=order.needs_approval,
+            approval_timeout_seconds=order.approval_timeout_seconds,
+        )
+
 
 NOBODY = "not given"
 """Who decided, when a decision names nobody."""
@@ -314,6 +323,22 @@ class Decision(Message):
     at: datetime
     reason: str = ""
     proof: Proof = Proof.NAME_GIVEN
+
+    @classmethod
+    def made(
+        cls,
+        approval: ApprovalState,
+        decided: ApproveOrder | RejectOrder,
+        at: datetime,
+        proof: Proof,
+    ) -> "Decision":
+        """The decision a person sent; a rejection always says why."""
+        reason = decided.reason.strip()
+        if approval == ApprovalState.REJECTED:
+            reason = reason or "no reason given"
+        return cls(
+            approval=approval, by=decided.by.strip() or NOBODY, at=at, reason=reason, proof=proof
+        )
 
     @property
     def who(self) -> str:

@@ -3,10 +3,10 @@
 import asyncio
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
-from typing import Any, NoReturn, TypeVar
+from typing import NoReturn, TypeVar
 
 from temporalio import workflow
-from temporalio.exceptions import ActivityError, ApplicationError, FailureError
+from temporalio.exceptions import ApplicationError, FailureError
 from temporalio.workflow import ActivityCancellationType, ActivityHandle
 
 # Deterministic modules with no side effects at import: the sandbox shares them with every order
@@ -29,25 +29,18 @@ with workflow.unsafe.imports_passed_through():
         ReleaseRequest,
         ReservationRequest,
     )
-    from observability.metrics import (
-        approval_wait_timed,
-        compensation_run,
-        order_completed,
-        order_failed,
-    )
-    from observability.search_attributes import ORDER_STEP, ORDER_TOTAL_CENTS
+    from observability.metrics import approval_wait_timed, order_completed, order_failed
+    from observability.search_attributes import LISTED_STEPS, ORDER_STEP, ORDER_TOTAL_CENTS
+    from saga.compensations import Compensations, despite_cancel, done_or_stopped, reason
     from shared import (
-        NOBODY,
         TOO_LATE_TO_CANCEL,
         ApprovalState,
         ApproveOrder,
         CancelAccepted,
         CancelOrder,
-        CompensationResult,
         Confirmation,
         Decision,
         DecisionRefused,
-        Message,
         Order,
         OrderError,
         OrderFailure,
@@ -67,13 +60,12 @@ with workflow.unsafe.imports_passed_through():
 # A step stopped by a cancel is compensated only once its activity has really stopped.
 STOP_BEFORE_UNDOING = ActivityCancellationType.WAIT_CANCELLATION_COMPLETED
 
-# The patch ID of release 2's fraud re-check: recorded in the history of every order that takes it.
+# Patch IDs, recorded in the history of every order that takes the change: release 2's fraud
+# re-check, and listing an order by OrderStep only where people look (see _move_to).
 FRAUD_RECHECK = "fraud-recheck"
+LISTED_AT_MILESTONES = "listed-at-milestones"
 
 R = TypeVar("R")
-
-# A step's compensation: an activity that undoes it, such as refund_payment.
-Compensation = Callable[[OrderActivities, Any], Awaitable[CompensationResult]]
 
 
 @workflow.defn
@@ -81,7 +73,6 @@ class OrderWorkflow:
     def __init__(self) -> None:
         self._order_id = workflow.info().workflow_id
         self._total_cents = 0
-        self._approval_timeout_seconds = 0.0
         self._step = OrderStep.RECEIVED
         self._approval = ApprovalState.PENDING
         self._decision: Decision | None = None
@@ -90,17 +81,16 @@ class OrderWorkflow:
         # The payment_settled update's answer, once the order is charged or cannot be.
         self._paid: PaymentSettled | None = None
         self._unpaid: ApplicationError | None = None
-        # The compensations of the steps begun so far, run newest first if the order cannot go
-        # on (see _compensate), and what they undid.
-        self._compensations: list[tuple[Compensation, Message]] = []
-        self._undone: list[CompensationResult] = []
+        self._compensations = Compensations()
+        self._listed_step: OrderStep | None = None  # The step its search attribute shows.
+        self._lists_every_step = False
 
     @workflow.run
     async def run(self, order: Order) -> OrderResult:
         # The order is valid: the worker's converter refused anything else before this ran,
         # failing the workflow as InvalidOrder (see payloads/converter.py).
         self._total_cents = order.total_cents
-        self._approval_timeout_seconds = order.approval_timeout_seconds
+        self._lists_every_step = not workflow.patched(LISTED_AT_MILESTONES)
         if not order.needs_approval:
             self._approval = ApprovalState.NOT_REQUIRED
         try:
@@ -108,7 +98,7 @@ class OrderWorkflow:
             payment = await self._charge_payment(order)
             if self.takes_fraud_recheck():
                 await self._screen(order, OrderStep.RECHECKING_FRAUD, OrderActivities.recheck_fraud)
-            self._settle_payment(payment)
+            self._paid = PaymentSettled.of(payment, order)  # payment_settled's answer
             await self._wait_for_approval(order)
             reservation = await self._reserve_inventory(order)
             packing = await self._pack_items(order) if order.pack else None
@@ -116,11 +106,11 @@ class OrderWorkflow:
             await self._end_undelivered("Order cancelled through Temporal", OrderError.CANCELLED)
             raise
         except FailureError as failure:
-            raise await self._end_undelivered(*_reason(failure)) from failure
+            raise await self._end_undelivered(*reason(failure)) from failure
         # From delivery on the parcel is on its way: a cancel through Temporal itself comes too late
         # as well, and the order is finished (cancel.py is told so by the update's validator).
-        shipment = await _despite_cancel(self._deliver(order))
-        confirmation = await _despite_cancel(self._send_confirmation(order, shipment))
+        shipment = await despite_cancel(self._deliver(order))
+        confirmation = await despite_cancel(self._send_confirmation(order, shipment))
         await self._end_delivered()
         return OrderResult(
             order_id=self._order_id,
@@ -159,10 +149,8 @@ class OrderWorkflow:
             raise _failure(f"Order denied: {decision.reason}", OrderError.POLICY_DENIED)
 
     async def _charge_payment(self, order: Order) -> Payment:
-        # The refund goes on the list first: a charge that timed out may still have gone through,
-        # and a refund of nothing is harmless.
-        self._compensations.append(
-            (OrderActivities.refund_payment, RefundRequest(order_id=self._order_id))
+        self._compensations.add(
+            OrderActivities.refund_payment, RefundRequest(order_id=self._order_id)
         )
         self._enter(OrderStep.CHARGING_PAYMENT)
         return await self._unless_cancelled(
@@ -173,15 +161,6 @@ class OrderWorkflow:
                 retry_policy=PAYMENT_RETRY,
                 cancellation_type=STOP_BEFORE_UNDOING,
             )
-        )
-
-    def _settle_payment(self, payment: Payment) -> None:
-        """The payment_settled update's answer, once the order is charged (and re-checked)."""
-        self._paid = PaymentSettled(
-            transaction_id=payment.transaction_id,
-            amount_cents=payment.amount_cents,
-            awaits_approval=self._approval != ApprovalState.NOT_REQUIRED,
-            approval_timeout_seconds=self._approval_timeout_seconds,
         )
 
     async def _wait_for_approval(self, order: Order) -> None:
@@ -204,8 +183,8 @@ class OrderWorkflow:
 
     async def _reserve_inventory(self, order: Order) -> Reservation:
         self.before_reserving(order)
-        self._compensations.append(
-            (OrderActivities.release_inventory, ReleaseRequest(order_id=self._order_id))
+        self._compensations.add(
+            OrderActivities.release_inventory, ReleaseRequest(order_id=self._order_id)
         )
         self._enter(OrderStep.RESERVING_INVENTORY)
         return await self._unless_cancelled(
@@ -266,16 +245,14 @@ class OrderWorkflow:
 
     @workflow.update
     async def payment_settled(self, placing: Placing | None = None) -> PaymentSettled:
-        """Answers once the order is charged (and re-checked for fraud), or fails with the reason
-        it could not be: starter.py sends it with the start, for an early return, and says who
-        places the order when they signed in to do so."""
-        # The first signed-in placing stands: Update-with-Start sends it with the start itself.
+        """The early return: starter.py sends it with the start, and it answers once the order is
+        charged, or fails with the reason it cannot be. The first signed-in placing stands."""
         if placing and Proof.of(placing.proof) == Proof.SIGNED_IN and not self._placed_by:
             self._placed_by = placing.by
         await workflow.wait_condition(lambda: self._paid is not None or self._unpaid is not None)
-        if self._paid is None:
-            assert self._unpaid is not None
-            raise ApplicationError(self._unpaid.message, type=self._unpaid.type, non_retryable=True)
+        if self._unpaid is not None:
+            raise self._unpaid
+        assert self._paid is not None
         return self._paid
 
     @payment_settled.validator
@@ -308,9 +285,8 @@ class OrderWorkflow:
     def _reject_while_awaited(self, rejection: RejectOrder | None = None) -> None:
         self._check_decidable("reject")
 
-    # The signals stay for the Web UI's Send a Signal and for bare CLI signals: the first decision
-    # while the approval is pending counts, later ones are ignored. One the converter cannot read
-    # is dropped by the SDK with a warning; neither can fail the order.
+    # The signals stay for the Web UI's Send a Signal and bare CLI signals: the first decision while
+    # the approval is pending counts. One the converter cannot read is dropped with a warning.
 
     @workflow.signal
     def approve_order(self, approval: ApproveOrder | None = None) -> None:
@@ -343,26 +319,17 @@ class OrderWorkflow:
             total_cents=self._total_cents,
             decision=self._decision,
             cancel_reason=self._cancel_reason or "",
-            compensations=list(self._undone),
+            compensations=list(self._compensations.undone),
         )
 
     def _decide(
         self, approval: ApprovalState, decided: ApproveOrder | RejectOrder, *, checked: bool
     ) -> Decision:
-        reason = decided.reason.strip()
-        if approval == ApprovalState.REJECTED:
-            reason = reason or "no reason given"
-        self._approval = approval
         # The worker checked an update's proof before its validator ran, and refused one that
         # does not hold (payloads/decision_proof.py); a signal's cannot be checked.
         proof = Proof.of(decided.proof) if checked else Proof.NAME_GIVEN
-        self._decision = Decision(
-            approval=approval,
-            by=decided.by.strip() or NOBODY,
-            at=workflow.now(),
-            reason=reason,
-            proof=proof,
-        )
+        self._approval = approval
+        self._decision = Decision.made(approval, decided, workflow.now(), proof)
         return self._decision
 
     def _check_decidable(self, update: str) -> None:
@@ -385,29 +352,22 @@ class OrderWorkflow:
         self._move_to(step)
 
     def _move_to(self, step: OrderStep) -> None:
-        """The order's step, kept current in its search attributes, with its total."""
-        self._step = step
-        workflow.upsert_search_attributes(
-            [ORDER_STEP.value_set(step), ORDER_TOTAL_CENTS.value_set(self._total_cents)]
-        )
+        """The order's step. Its search attribute, with the total, changes where orders are listed
+        by it: when the order starts and stops awaiting approval, and when it ends."""
+        shown, self._step = self._listed_step, step
+        if self._lists_every_step or step in LISTED_STEPS or shown == OrderStep.AWAITING_APPROVAL:
+            self._listed_step = step
+            workflow.upsert_search_attributes(
+                [ORDER_STEP.value_set(step), ORDER_TOTAL_CENTS.value_set(self._total_cents)]
+            )
 
     def _raise_if_cancelled(self) -> None:
         if self._cancel_reason is not None:
             raise _failure(f"Order cancelled: {self._cancel_reason}", OrderError.CANCELLED)
 
     async def _unless_cancelled(self, activity: ActivityHandle[R]) -> R:
-        """The step's result; a cancel request stops the step's activity, waits until it has really
-        stopped, and ends the order."""
-        try:
-            await workflow.wait_condition(
-                lambda: activity.done() or self._cancel_reason is not None
-            )
-        finally:
-            # Cancelled, by cancel_order or through Temporal itself: stop the step before
-            # anything is compensated.
-            if not activity.done():
-                activity.cancel()
-                await workflow.wait([activity])
+        """The step's result, unless a cancel request stops it and ends the order."""
+        await done_or_stopped(activity, lambda: self._cancel_reason is not None)
         # A cancel accepted as the step finished still wins: the caller was told it would.
         self._raise_if_cancelled()
         return activity.result()
@@ -417,9 +377,9 @@ class OrderWorkflow:
         returns the error that ends the order: the reason, its type, and what was undone."""
         failed_step = self._step
         if self._paid is None:  # The payment_settled answer of an order never charged.
-            self._unpaid = ApplicationError(message, type=error_type)
+            self._unpaid = ApplicationError(message, type=error_type, non_retryable=True)
         self._move_to(OrderStep.COMPENSATING)
-        await _despite_cancel(self._compensate())
+        await despite_cancel(self._compensations.run())
         self._move_to(OrderStep.FAILED)
         order_failed(error_type or "Unknown")
         # The type, not the message: "card expired 12/23" is customer data, kept encrypted in the
@@ -427,53 +387,19 @@ class OrderWorkflow:
         workflow.logger.info(
             "Order %s ended at %s: %s", self._order_id, failed_step, error_type or "failed"
         )
-        await self._answer_every_message()
-        failure = OrderFailure(
-            step=failed_step, compensations=self._undone, decision=self._decision
-        )
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        undone = self._compensations.undone
+        failure = OrderFailure(step=failed_step, compensations=undone, decision=self._decision)
         return ApplicationError(message, failure, type=error_type, non_retryable=True)
-
-    async def _compensate(self) -> None:
-        for undo, request in reversed(self._compensations):
-            result = await workflow.execute_activity_method(
-                undo,
-                request,
-                start_to_close_timeout=SERVICE_CALL_TIMEOUT,
-                retry_policy=UNTIL_IT_WORKS,
-            )
-            if result.detail:
-                self._undone.append(result)
-                compensation_run(result.action)
 
     async def _end_delivered(self) -> None:
         self._move_to(OrderStep.COMPLETED)
         workflow.logger.info("Order %s completed", self._order_id)
         order_completed()
-        await self._answer_every_message()
-
-    async def _answer_every_message(self) -> None:
-        """Lets every update still running answer before the order ends, rather than the
-        server failing it for a finished workflow."""
+        # Every update still running answers before the order ends; the server would fail it.
         await workflow.wait_condition(workflow.all_handlers_finished)
 
 
 def _failure(message: str, error_type: OrderError) -> ApplicationError:
     """A failure that ends the order, as OrderError names it: retrying would not help."""
     return ApplicationError(message, type=error_type, non_retryable=True)
-
-
-def _reason(failure: FailureError) -> tuple[str, str | None]:
-    """Why the order cannot go on, and the error's type."""
-    # An activity's failure wraps the service's own error: that is the reason to report.
-    cause = failure.cause if isinstance(failure, ActivityError) and failure.cause else failure
-    message = cause.message if isinstance(cause, FailureError) else str(cause)
-    return message, cause.type if isinstance(cause, ApplicationError) else None
-
-
-async def _despite_cancel(work: Awaitable[R]) -> R:
-    """Runs `work` to its end, even if the workflow is cancelled through Temporal meanwhile."""
-    task = asyncio.ensure_future(work)
-    try:
-        return await asyncio.shield(task)
-    except asyncio.CancelledError:
-        return await task

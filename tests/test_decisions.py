@@ -27,9 +27,11 @@ from temporalio import client
 from temporalio.client import (
     WithStartWorkflowOperation,
     WorkflowFailureError,
+    WorkflowHistory,
     WorkflowUpdateFailedError,
 )
 from temporalio.common import WorkflowIDConflictPolicy
+from temporalio.converter import decode_typed_search_attributes
 from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Replayer
@@ -314,10 +316,45 @@ async def test_an_order_is_listed_by_its_step_and_total(
         await handle.execute_update(OrderWorkflow.approve, ApproveOrder(by="alice"))
         await result_of(handle)
         done = (await handle.describe()).typed_search_attributes
+        history = await handle.fetch_history()
 
     assert waiting.get(ORDER_STEP) == OrderStep.AWAITING_APPROVAL
     assert waiting.get(ORDER_TOTAL_CENTS) == 3_500
     assert done.get(ORDER_STEP) == OrderStep.COMPLETED
+    # Only where orders are listed: each upsert is an event and a write to the visibility store.
+    assert upserted_steps(history) == [
+        OrderStep.AWAITING_APPROVAL,
+        OrderStep.RESERVING_INVENTORY,
+        OrderStep.COMPLETED,
+    ]
+
+
+async def test_an_order_that_needs_no_approval_is_listed_once_it_ends(
+    dev_server_env: WorkflowEnvironment, task_queue: str, services: Services
+) -> None:
+    async with order_worker(dev_server_env, task_queue, services):
+        handle = await place(
+            dev_server_env, task_queue, changed(ORDER, approval_threshold_cents=NO_APPROVAL)
+        )
+        await result_of(handle)
+        history = await handle.fetch_history()
+
+    assert upserted_steps(history) == [OrderStep.COMPLETED]
+
+
+def upserted_steps(history: WorkflowHistory) -> list[str]:
+    """The OrderStep of each upsert that sets one (the SDK upserts TemporalChangeVersion on its
+    own, once per patch an order takes)."""
+    upserts = (
+        event.upsert_workflow_search_attributes_event_attributes.search_attributes
+        for event in history.events
+        if event.HasField("upsert_workflow_search_attributes_event_attributes")
+    )
+    return [
+        step
+        for upserted in upserts
+        if (step := decode_typed_search_attributes(upserted).get(ORDER_STEP))
+    ]
 
 
 async def test_search_attributes_hold_no_customer_data(

@@ -10,7 +10,7 @@ with workflow.unsafe.imports_passed_through():
 
 @workflow.defn(name="OrderWorkflow")
 class OrderWorkflowRelease1(OrderWorkflow):
-    """The deploy before the fraud re-check: no step, and no patch marker in any history."""
+    """The deploy before the fraud re-check: no such step, and no fraud-recheck marker."""
 
     @workflow.run
     async def run(self, order: Order) -> OrderResult:

@@ -20,6 +20,12 @@ ORDER_TOTAL_CENTS = SearchAttributeKey.for_int("OrderTotalCents")
 
 SEARCH_ATTRIBUTES = (ORDER_STEP, ORDER_TOTAL_CENTS)
 
+LISTED_STEPS = frozenset({OrderStep.AWAITING_APPROVAL, OrderStep.COMPLETED, OrderStep.FAILED})
+"""Where people list orders by OrderStep, which the order keeps current for them: it is set when
+the order starts to await approval, when it stops (to the step it goes on with), and when it
+ends. Each change is an event in its history and a write to the server's visibility store, so
+the steps in between show only in the get_status query."""
+
 _TYPE_NAMES = {ORDER_STEP: "Keyword", ORDER_TOTAL_CENTS: "Int"}
 
 
