@@ -19,6 +19,7 @@ from local.errors import UserError
 from local.secret_files import create_secret, read_secret
 
 ENCODING = b"binary/encrypted"
+NULL = b"binary/null"  # The SDK's encoding of None, which has no data.
 KEY_ID = "encryption-key-id"
 KEY_ID_FORMAT = re.compile("[0-9a-f]{16}")  # See key_id().
 KEY_FILE_NAME = "encryption.keys"
@@ -33,6 +34,10 @@ class EncryptionError(UserError):
 class _KeyRing(NamedTuple):
     current: str
     """The ID of the key that encrypts."""
+    metadata: dict[str, bytes]
+    """What every payload it encrypts carries: the encoding and the key ID."""
+    bound: bytes
+    """The associated data of every payload it encrypts (see _bound)."""
     ciphers: dict[str, AESGCM]
     proof_keys: dict[str, bytes]
     signing_keys: dict[str, bytes]
@@ -67,8 +72,11 @@ class EncryptionCodec(PayloadCodec):
 
     def _use(self, keys: Sequence[bytes]) -> None:
         # One assignment, so the codec server's thread never sees half a rotation.
+        current = key_id(keys[0])
         self._ring = _KeyRing(
-            current=key_id(keys[0]),
+            current=current,
+            metadata={"encoding": ENCODING, KEY_ID: current.encode()},
+            bound=_bound(current),
             ciphers={key_id(key): AESGCM(key) for key in keys},
             proof_keys={key_id(key): _proof_key(key) for key in keys},
             signing_keys={key_id(key): _signing_key(key) for key in keys},
@@ -81,15 +89,16 @@ class EncryptionCodec(PayloadCodec):
         return self.decrypt(payloads)
 
     def encrypt(self, payloads: Sequence[Payload]) -> list[Payload]:
-        current = self._ring.current
-        cipher = self._ring.ciphers[current]
+        ring = self._ring
+        cipher = ring.ciphers[ring.current]
         encrypted = []
         for payload in payloads:
+            if payload.metadata.get("encoding") == NULL and not payload.data:
+                encrypted.append(payload)  # No value (a bare message): nothing to hide.
+                continue
             nonce = os.urandom(NONCE_BYTES)
-            data = nonce + cipher.encrypt(nonce, payload.SerializeToString(), _bound(current))
-            encrypted.append(
-                Payload(metadata={"encoding": ENCODING, KEY_ID: current.encode()}, data=data)
-            )
+            data = nonce + cipher.encrypt(nonce, payload.SerializeToString(), ring.bound)
+            encrypted.append(Payload(metadata=ring.metadata, data=data))
         return encrypted
 
     def decrypt(self, payloads: Sequence[Payload]) -> list[Payload]:
