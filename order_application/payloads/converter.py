@@ -15,7 +15,12 @@ from typing import Any
 from pydantic import BaseModel, TypeAdapter, ValidationError
 from temporalio.api.common.v1 import Payload
 from temporalio.contrib.pydantic import PydanticJSONPlainPayloadConverter, PydanticPayloadConverter
-from temporalio.converter import DataConverter
+from temporalio.converter import (
+    CompositePayloadConverter,
+    DataConverter,
+    DefaultPayloadConverter,
+    JSONPlainPayloadConverter,
+)
 from temporalio.exceptions import ApplicationError
 
 from shared import Order, OrderError
@@ -88,17 +93,19 @@ class _JsonWithSharedAdapters(PydanticJSONPlainPayloadConverter):
         return _TYPE_ADAPTERS(hint).validate_json(payload.data)
 
 
+# The SDK's encoding converters, JSON's replaced: made once, since the SDK makes a payload converter
+# for every activation it decodes or encodes, and none of them keeps any state of its own.
+_ENCODING_CONVERTERS = tuple(
+    _JsonWithSharedAdapters() if isinstance(converter, JSONPlainPayloadConverter) else converter
+    for converter in DefaultPayloadConverter.default_encoding_payload_converters
+)
+
+
 class StrictPayloadConverter(PydanticPayloadConverter):
     """The SDK's Pydantic converter, refusing with a Temporal failure what it cannot convert."""
 
     def __init__(self) -> None:
-        super().__init__()
-        self.converters = {
-            encoding: _JsonWithSharedAdapters()
-            if isinstance(converter, PydanticJSONPlainPayloadConverter)
-            else converter
-            for encoding, converter in self.converters.items()
-        }
+        CompositePayloadConverter.__init__(self, *_ENCODING_CONVERTERS)
 
     def from_payloads(
         self, payloads: Sequence[Payload], type_hints: list[type] | None = None
