@@ -30,7 +30,7 @@ with workflow.unsafe.imports_passed_through():
         ReservationRequest,
     )
     from observability.metrics import approval_wait_timed, order_completed, order_failed
-    from observability.search_attributes import LISTED_STEPS, ORDER_STEP, ORDER_TOTAL_CENTS
+    from observability.search_attributes import StepListing
     from saga.compensations import Compensations, despite_cancel, done_or_stopped, reason
     from shared import (
         TOO_LATE_TO_CANCEL,
@@ -60,10 +60,8 @@ with workflow.unsafe.imports_passed_through():
 # A step stopped by a cancel is compensated only once its activity has really stopped.
 STOP_BEFORE_UNDOING = ActivityCancellationType.WAIT_CANCELLATION_COMPLETED
 
-# Patch IDs, recorded in the history of every order that takes the change: release 2's fraud
-# re-check, and listing an order by OrderStep only where people look (see _move_to).
+# The patch ID of release 2's fraud re-check: recorded in the history of every order that takes it.
 FRAUD_RECHECK = "fraud-recheck"
-LISTED_AT_MILESTONES = "listed-at-milestones"
 
 R = TypeVar("R")
 
@@ -82,15 +80,13 @@ class OrderWorkflow:
         self._paid: PaymentSettled | None = None
         self._unpaid: ApplicationError | None = None
         self._compensations = Compensations()
-        self._listed_step: OrderStep | None = None  # The step its search attribute shows.
-        self._lists_every_step = False
+        self._listing = StepListing()
 
     @workflow.run
     async def run(self, order: Order) -> OrderResult:
         # The order is valid: the worker's converter refused anything else before this ran,
         # failing the workflow as InvalidOrder (see payloads/converter.py).
         self._total_cents = order.total_cents
-        self._lists_every_step = not workflow.patched(LISTED_AT_MILESTONES)
         if not order.needs_approval:
             self._approval = ApprovalState.NOT_REQUIRED
         try:
@@ -352,14 +348,9 @@ class OrderWorkflow:
         self._move_to(step)
 
     def _move_to(self, step: OrderStep) -> None:
-        """The order's step. Its search attribute, with the total, changes where orders are listed
-        by it: when the order starts and stops awaiting approval, and when it ends."""
-        shown, self._step = self._listed_step, step
-        if self._lists_every_step or step in LISTED_STEPS or shown == OrderStep.AWAITING_APPROVAL:
-            self._listed_step = step
-            workflow.upsert_search_attributes(
-                [ORDER_STEP.value_set(step), ORDER_TOTAL_CENTS.value_set(self._total_cents)]
-            )
+        """The order's step, and its search attributes where orders are listed by them."""
+        self._step = step
+        self._listing.show(step, self._total_cents)
 
     def _raise_if_cancelled(self) -> None:
         if self._cancel_reason is not None:

@@ -3,6 +3,7 @@
 # Search attributes are stored and shown in clear, even when every payload is encrypted: they
 # hold the step and the total, never anything about the customer.
 
+from temporalio import workflow
 from temporalio.api.operatorservice.v1 import ListSearchAttributesRequest
 from temporalio.client import Client
 from temporalio.common import SearchAttributeKey
@@ -25,6 +26,27 @@ LISTED_STEPS = frozenset({OrderStep.AWAITING_APPROVAL, OrderStep.COMPLETED, Orde
 the order starts to await approval, when it stops (to the step it goes on with), and when it
 ends. Each change is an event in its history and a write to the server's visibility store, so
 the steps in between show only in the get_status query."""
+
+LISTED_AT_MILESTONES = "listed-at-milestones"
+"""The patch that made it so: orders placed before upserted OrderStep at every step."""
+
+
+class StepListing:
+    """An order's OrderStep and OrderTotalCents, kept current from inside OrderWorkflow."""
+
+    def __init__(self) -> None:
+        self._shown: OrderStep | None = None
+        self._every_step: bool | None = None
+
+    def show(self, step: OrderStep, total_cents: int) -> None:
+        if self._every_step is None:  # At the first step, where orders placed before upserted.
+            self._every_step = not workflow.patched(LISTED_AT_MILESTONES)
+        if self._every_step or step in LISTED_STEPS or self._shown == OrderStep.AWAITING_APPROVAL:
+            self._shown = step
+            workflow.upsert_search_attributes(
+                [ORDER_STEP.value_set(step), ORDER_TOTAL_CENTS.value_set(total_cents)]
+            )
+
 
 _TYPE_NAMES = {ORDER_STEP: "Keyword", ORDER_TOTAL_CENTS: "Int"}
 
