@@ -36,10 +36,11 @@ from payloads.codec_server import serve_codec
 from payloads.interceptor import DecisionProofs, OneArgumentPerMessage
 from shop.services import Services
 
-# Orders kept in memory between their steps (about 145 KB each, measured); an order pushed out of
-# the cache is rebuilt by replaying its history when it next moves. 1,000 keeps a worker with
-# 2,000 orders awaiting approval near 210 MB; raise it if memory is plentiful.
-MAX_CACHED_ORDERS = 1_000
+# Orders kept in memory between their steps (about 160 KB each, measured: the standard sandbox
+# keeps a copy of workflow.py per order); an order pushed out of the cache is rebuilt by replaying
+# its history when it next moves. 500 keeps a worker with 10,000 orders awaiting approval within
+# 250 MB (see benchmarks/README.md); raise it if memory is plentiful.
+MAX_CACHED_ORDERS = 500
 
 # Seconds a stopping worker gives in-flight activities to finish before it lets them go; the
 # server retries whatever did not finish, so a short grace is safe.
