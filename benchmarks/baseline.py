@@ -6,9 +6,9 @@ from temporalio import activity, workflow
 from temporalio.exceptions import ApplicationError
 
 # "Same shape" as OrderWorkflow running a default order (no packing, nothing fails): the same
-# count of activities, in the same places around one signal wait. Two activities before the
-# approval (check_policy, process_payment), three after (reserve_inventory, deliver_order,
-# send_confirmation). The wait has a timeout, as the approval wait does.
+# count of activities, in the same places around one approval wait. Three activities before the
+# approval (check_policy, process_payment, recheck_fraud), three after (reserve_inventory,
+# deliver_order, send_confirmation). The wait has a timeout, as the order's does.
 #
 # Everything else is left out on purpose, as the least a workflow of this shape can cost: plain
 # values in and out (no dataclasses, which the sandbox would rebuild on every run, since they
@@ -48,4 +48,10 @@ class BaselineWorkflow:
 
     @workflow.signal
     def approve(self) -> None:
+        self._approved = True
+
+    # The same approval as an update, for the waiting mode to set beside the order's bulk
+    # approval by update: no validator and no answer, the least an update can cost.
+    @workflow.update
+    def approve_update(self) -> None:
         self._approved = True

@@ -7,6 +7,7 @@
 import argparse
 import asyncio
 import contextlib
+import os
 import sys
 import threading
 from collections.abc import Callable
@@ -128,6 +129,9 @@ async def main() -> None:
         stop_on_stdin_eof(stop)
         async with worker:
             print("ready", flush=True)
+            # Nothing reads stdout after "ready": the SDK's core writes its warnings there, and a
+            # full pipe would block it and stop the worker polling. They go to the log instead.
+            os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
             await stop.wait()
 
 

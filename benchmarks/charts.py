@@ -20,6 +20,11 @@ STYLE = {
     "project": {"color": "tab:blue", "label": "project (the order sample)"},
     "baseline": {"color": "tab:orange", "label": "baseline (same shape, no-ops)"},
 }
+# The waiting mode's third side: the baseline approved by update, as the project is.
+WAITING_STYLE = {
+    **STYLE,
+    "baseline_update": {"color": "tab:red", "label": "baseline approved by update"},
+}
 PERCENT = [float(percent) for percent in range(1, 100)]
 """The y of the latency CDFs: the report's cut points are p1 to p99."""
 
@@ -164,8 +169,12 @@ def worker_bars(figure: Figure, report: dict[str, Any]) -> None:
 
 def waiting_rss(figure: Figure, report: dict[str, Any]) -> None:
     axes = figure.subplots()
-    for side, style in STYLE.items():
-        samples = report["results"][side]["rss_samples"]
+    results = report["results"]
+    # Reports from before the baseline approved by update have the other two sides only.
+    for side, style in WAITING_STYLE.items():
+        if side not in results:
+            continue
+        samples = results[side]["rss_samples"]
         waiting = [sample["waiting"] for sample in samples]
         color, label = style["color"], style["label"]
         axes.plot(

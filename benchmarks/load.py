@@ -50,6 +50,12 @@ async def approve(handle: WorkflowHandle[Any, Any], kind: str) -> None:
         await handle.signal(BaselineWorkflow.approve)
 
 
+async def approve_by_update(handle: WorkflowHandle[Any, Any]) -> None:
+    """A baseline order's approval as an update: it returns once the worker has run it. (The
+    project's orders are approved by update through approve.py, as an operator would.)"""
+    await handle.execute_update(BaselineWorkflow.approve_update)
+
+
 async def completes(handle: WorkflowHandle[Any, Any]) -> bool:
     try:
         await handle.result()

@@ -180,38 +180,72 @@ def curve_table(report: dict[str, Any]) -> str:
     return "\n".join([*lines, "", *phase_lines(report["phases"])])
 
 
+WAITING_SIDES = ("project", "baseline_update", "baseline")
+"""The waiting mode's sides, each with every order waiting: the project and the baseline approved
+by update, and the baseline approved by signal, as the other modes approve it."""
+WAITING_ROWS = [
+    ("worker RSS, idle (MB)", "worker_idle_rss_mb"),
+    ("worker RSS, all waiting (MB)", "worker_rss_all_waiting_mb"),
+    ("worker peak RSS until all wait (MB)", "worker_peak_rss_until_all_waiting_mb"),
+    ("worker peak RSS, whole run (MB)", "worker_peak_rss_mb"),
+    ("server RSS, all waiting (MB)", "server_rss_all_waiting_mb"),
+    ("server peak RSS, whole run (MB)", "server_peak_rss_mb"),
+    ("placing until all wait (s)", "seconds_to_all_waiting"),
+    ("start to first approval (s)", "seconds_to_first_approval"),
+    ("approving all (s)", "seconds_to_approve_all"),
+    ("first approval to all completed (s)", "seconds_from_first_approval_to_all_completed"),
+]
+"""The waiting mode's rows of one number per side: label, and key in each side's results."""
+
+
+def waiting_row(label: str, values: list[Any], target: str = "") -> str:
+    cells = "".join(f"{v:>10.1f}" if isinstance(v, float) else f"{v:>10}" for v in values)
+    return f"{label:<36}{cells}  {target}".rstrip()
+
+
+def ratio_row(label: str, ratio: float, target: str = "") -> str:
+    return f"{label:<64}{ratio:>8.3f}  {target}".rstrip()
+
+
 def waiting_table(report: dict[str, Any]) -> str:
-    project, baseline = (report["results"][side] for side in SIDES)
-    rows = [
-        ("worker RSS, idle (MB)", "worker_idle_rss_mb"),
-        ("worker RSS, all waiting (MB)", "worker_rss_all_waiting_mb"),
-        ("worker peak RSS until all wait (MB)", "worker_peak_rss_until_all_waiting_mb"),
-        ("worker peak RSS, whole run (MB)", "worker_peak_rss_mb"),
-        ("server RSS, all waiting (MB)", "server_rss_all_waiting_mb"),
-        ("server peak RSS, whole run (MB)", "server_peak_rss_mb"),
-        ("placing until all wait (s)", "seconds_to_all_waiting"),
-        ("approving all (s)", "seconds_to_approve_all"),
-        ("approval to all completed (s)", "seconds_from_approval_to_all_completed"),
-    ]
-    check = report["targets"][0]
+    results = [report["results"][side] for side in WAITING_SIDES]
+    orders = report["settings"]["orders"]
+    rss_check, *ratio_checks = report["targets"]
+    ratios = report["ratios"]
+    cpu = [result["cpu_seconds_after_approval"] for result in results]
     lines = [
-        f"Waiting: {report['settings']['orders']} orders waiting for approval at once,"
-        " then all approved",
+        f"Waiting: {orders} orders waiting for approval at once, then all approved"
+        " (each side on a fresh server and worker)",
         machine_line(report),
         "",
-        sides_header(),
+        waiting_row("", ["project", "baseline", "baseline"], "target"),
+        waiting_row("approved by", [result["approved_by"] for result in results]),
         *(
-            row(
+            waiting_row(
                 label,
-                project[key],
-                baseline[key],
-                target=verdict(check) if key == "worker_rss_all_waiting_mb" else "",
+                [result[key] for result in results],
+                verdict(rss_check) if key == "worker_rss_all_waiting_mb" else "",
             )
-            # Server memory is known only for a dev server the benchmark started.
-            for label, key in rows
-            if project[key] is not None
+            for label, key in WAITING_ROWS
+            # Server memory and CPU are known only for a dev server the benchmark started.
+            if results[0][key] is not None
         ),
-        f"{'completed':<36}{project['completed']:>10}{baseline['completed']:>10}"
-        f"  of {report['settings']['orders']} each",
+        *(
+            waiting_row(f"{name} CPU, approving to done (s)", [times[name] for times in cpu])
+            for name in ("worker", "server")
+            if name in cpu[0]
+        ),
+        waiting_row("completed", [result["completed"] for result in results], f"of {orders} each"),
+        "",
+        f"{'':<64}{'ratio':>8}  target",
+        *(ratio_row(check["name"], check["measured"], verdict(check)) for check in ratio_checks),
+        ratio_row(
+            "first approval to all completed, project / baseline by update",
+            ratios["first_approval_to_all_completed_by_update"],
+        ),
+        ratio_row(
+            "worker RSS, all waiting, project / baseline by signal",
+            ratios["worker_rss_all_waiting"],
+        ),
     ]
     return "\n".join(lines)

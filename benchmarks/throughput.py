@@ -61,20 +61,22 @@ def parse_args() -> argparse.Namespace:
         default="throughput",
         help="throughput: both sides at one level under load, and one order at a time;"
         " in-flight: both sides at each of --levels; workers: with each of --workers worker"
-        " processes; waiting: many orders waiting for approval at once (default %(default)s)",
+        " processes; waiting: many orders waiting for approval at once, then approved by update"
+        " (the project's and a baseline's) and by signal (a baseline's) (default %(default)s)",
     )
     parser.add_argument(
         "--orders",
         type=int,
-        help=f"orders per phase (default {DEFAULT_ORDERS}); orders waiting at once in waiting"
-        f" mode (default {DEFAULT_WAITING_ORDERS})",
+        help=f"orders per phase (default {DEFAULT_ORDERS}); orders waiting at once on each side of"
+        f" waiting mode (default {DEFAULT_WAITING_ORDERS})",
     )
     parser.add_argument(
         "--concurrency",
         type=int,
         default=100,
         help="orders in flight at once in throughput and workers modes; requests in flight in"
-        " waiting mode (default %(default)s)",
+        " waiting mode, but for the approvals by update, as many at a time as approve.py sends"
+        " (default %(default)s)",
     )
     parser.add_argument(
         "--levels",

@@ -1,14 +1,26 @@
-"""Smoke tests of benchmarks/throughput.py: a tiny run of each mode completes, reports, draws."""
+"""Smoke tests of benchmarks/throughput.py (a tiny run of each mode completes, reports, draws),
+and of the baseline workflow's approval by update."""
 
 import json
 import os
 import signal
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 from typing import Any
 
 import pytest
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
+
+from benchmarks.baseline import (
+    STEPS_AFTER_APPROVAL,
+    STEPS_BEFORE_APPROVAL,
+    BaselineWorkflow,
+    no_op,
+)
+from benchmarks.load import approve_by_update, until_waiting
 
 pytestmark = pytest.mark.e2e
 
@@ -129,19 +141,61 @@ def test_workers_mode_runs_both_sides_on_several_worker_processes(tmp_path: Path
     assert charts == ["result-workers.png"]
 
 
-def test_waiting_mode_completes_every_order_held_for_approval(tmp_path: Path) -> None:
-    stdout, report, charts = run_benchmark(tmp_path, "--mode", "waiting", "--orders", "20")
+def test_waiting_mode_approves_by_update_on_both_sides_and_by_signal(tmp_path: Path) -> None:
+    stdout, report, charts = run_benchmark(tmp_path, "--mode", "waiting", "--orders", "10")
 
-    assert "worker RSS, all waiting" in stdout
+    for line in (
+        "worker RSS, all waiting",
+        "start to first approval",
+        "approving all",
+        "first approval to all completed",
+        "approving all, project / baseline by update",
+        "first approval to all completed, project / baseline by signal",
+        "first approval to all completed, project / baseline by update",
+    ):
+        assert line in stdout
     assert report["mode"] == "waiting"
-    for side in ("project", "baseline"):
-        result = report["results"][side]
-        assert result["completed"] == result["orders"] == 20
+    assert {side: result["approved_by"] for side, result in report["results"].items()} == {
+        "baseline_update": "update",
+        "project": "update",
+        "baseline": "signal",
+    }
+    for result in report["results"].values():
+        assert result["completed"] == result["orders"] == 10
         assert result["worker_rss_all_waiting_mb"] > 0
-        assert result["seconds_from_approval_to_all_completed"] > 0
         assert result["server_rss_all_waiting_mb"] > 0
+        assert 0 < result["seconds_to_first_approval"] <= result["seconds_to_approve_all"]
+        assert result["seconds_from_first_approval_to_all_completed"] > 0
         assert result["rss_samples"][0]["waiting"] == 0
-        assert result["rss_samples"][-1]["waiting"] == 20
-    assert report["targets"][0]["name"] == "worker RSS (MB) with 20 orders waiting"
+        assert result["rss_samples"][-1]["waiting"] == 10
+    assert set(report["ratios"]) == {
+        "approving_all_by_update",
+        "first_approval_to_all_completed_by_signal",
+        "first_approval_to_all_completed_by_update",
+        "worker_rss_all_waiting",
+    }
+    assert [(t["name"], t["comparison"], t["limit"]) for t in report["targets"]] == [
+        ("worker RSS (MB) with 10 orders waiting", "<", 250),
+        ("approving all, project / baseline by update", "<=", 1.3),
+        ("first approval to all completed, project / baseline by signal", "<=", 1.3),
+    ]
     assert report["all_completed"] is True
     assert charts == ["result-rss.png"]
+
+
+async def test_baseline_order_approved_by_update_completes(
+    dev_server_env: WorkflowEnvironment, task_queue: str
+) -> None:
+    client = dev_server_env.client
+    async with Worker(
+        client, task_queue=task_queue, workflows=[BaselineWorkflow], activities=[no_op]
+    ):
+        # Unapproved, it would time out after this long and fail.
+        handle = await client.start_workflow(
+            BaselineWorkflow.run, 60.0, id=f"baseline-{uuid.uuid4()}", task_queue=task_queue
+        )
+        await until_waiting(handle)
+
+        await approve_by_update(handle)
+
+        assert await handle.result() == len(STEPS_BEFORE_APPROVAL) + len(STEPS_AFTER_APPROVAL)
