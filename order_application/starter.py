@@ -38,21 +38,21 @@ def parse_args() -> argparse.Namespace:
 
 async def main() -> int:
     args = parse_args()
-    # Imported once the arguments are parsed: they load the workflow and the encryption codec,
-    # which --help and a usage error do without.
+    # Imported once the arguments are parsed: they load the models and the encryption codec,
+    # which --help and a usage error do without. None of them loads workflow.py, the worker's
+    # code: a client names the workflow and its handlers (see orders/update_with_start.py).
     from command_line.connection import connect, load_settings, web_ui_link
     from command_line.reports import describe_compensations, describe_payment, describe_result
     from local.printable import printable
-    from orders.handle import NO_WORKER_SECONDS
+    from orders.handle import NO_WORKER_SECONDS, order_handle
     from orders.sign_in import SignIn, placing
     from orders.status_query import failure_reason, undone
     from orders.update_with_start import PaymentRefused, new_order_id, place_order
-    from workflow import OrderWorkflow
 
     order_id = args.order_id or new_order_id()
     settings = load_settings()
     client = await connect(settings)
-    handle = client.get_workflow_handle_for(OrderWorkflow.run, order_id)
+    handle = order_handle(client, order_id)
     placed_by = await placing(order_id, SignIn.given(args.token_file))
     try:
         paid = await place_order(client, settings.task_queue, args.order, order_id, placed_by)

@@ -18,8 +18,8 @@ def parse_args() -> argparse.Namespace:
 
 async def main() -> int:
     args = parse_args()
-    # Imported once the arguments are parsed: they load Pydantic and the workflow, which --help
-    # and a usage error do without.
+    # Imported once the arguments are parsed: they load Pydantic and the encryption codec, which
+    # --help and a usage error do without.
     from command_line.connection import connect, load_settings
     from command_line.reports import describe_approval, describe_compensations, describe_result
     from local.printable import printable

@@ -15,7 +15,13 @@ from harness.processes import REPO, SCRIPTS
 # PEP 723's inline script metadata: `# /// script` ... `# ///`.
 METADATA = re.compile(r"^# /// script$\s(?P<content>(^#(| .*)$\s)+)^# ///$", re.MULTILINE)
 
-SCRIPT_FILES = sorted(path for path in SCRIPTS.glob("*.py") if METADATA.search(path.read_text()))
+# The sample's scripts, and the benchmark's floor for starter.py (benchmarks/floor_starter.py).
+SCRIPT_FILES = sorted(
+    path
+    for folder in (SCRIPTS, REPO / "benchmarks")
+    for path in folder.glob("*.py")
+    if METADATA.search(path.read_text())
+)
 
 
 def script_metadata(script: Path) -> dict[str, object]:

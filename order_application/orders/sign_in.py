@@ -4,8 +4,6 @@ user, proven by a ticket the worker's codec server gives for the user's access t
 import asyncio
 import json
 import os
-import urllib.error
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -52,6 +50,10 @@ class SignIn:
         return await asyncio.to_thread(self._ticket, order_id, action, reason)
 
     def _ticket(self, order_id: str, action: str, reason: str) -> tuple[str, str]:
+        # Imported here: a script run without signing in never asks for a ticket.
+        import urllib.error
+        import urllib.request
+
         request = urllib.request.Request(
             self.codec_endpoint + TICKET_PATH,
             data=json.dumps({"order_id": order_id, "action": action, "reason": reason}).encode(),

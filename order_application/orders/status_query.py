@@ -17,7 +17,10 @@ from temporalio.service import RPCError, RPCStatusCode
 from local.errors import UserError
 from orders.handle import describe_order, finished
 from shared import CompensationResult, Decision, OrderFailure, OrderResult, OrderStatus
-from workflow import OrderWorkflow
+
+# The query, by the name the worker registers it under: importing workflow.py for it would load
+# the worker's code (activities, metrics) into every client that asks an order where it is.
+GET_STATUS = "get_status"
 
 # A running worker answers a query in milliseconds; past this, no worker is polling.
 QUERY_TIMEOUT = timedelta(seconds=5)
@@ -35,7 +38,10 @@ class OrderCannotAnswer(UserError):
 async def order_status(handle: WorkflowHandle[Any, Any]) -> OrderStatus | None:
     """The order's status, or None when no worker answers (the order waits for one)."""
     try:
-        return await handle.query(OrderWorkflow.get_status, rpc_timeout=QUERY_TIMEOUT)
+        status: OrderStatus = await handle.query(
+            GET_STATUS, result_type=OrderStatus, rpc_timeout=QUERY_TIMEOUT
+        )
+        return status
     except RPCError as err:
         # The server gives up on a query no worker picked up with one of these.
         if err.status in (RPCStatusCode.CANCELLED, RPCStatusCode.DEADLINE_EXCEEDED):

@@ -2,6 +2,7 @@
 
 import asyncio
 import uuid
+from typing import Any
 
 from temporalio.client import (
     Client,
@@ -14,8 +15,12 @@ from temporalio.exceptions import FailureError, WorkflowAlreadyStartedError
 
 from local.errors import UserError
 from orders.handle import NO_WORKER_SECONDS
-from shared import Order, PaymentSettled, Placing
-from workflow import OrderWorkflow
+from shared import Order, OrderResult, PaymentSettled, Placing
+
+# The workflow and its update, by the names the worker registers them under: a client needs no
+# more, and importing workflow.py for them would load the worker's code (activities, metrics).
+ORDER_WORKFLOW = "OrderWorkflow"
+PAYMENT_SETTLED = "payment_settled"
 
 
 class PaymentRefused(Exception):
@@ -42,11 +47,12 @@ async def place_order(
     Raises PaymentRefused when it cannot be charged, and a UserError when the ID was used before.
     `placed_by` says who places it, when they signed in (see orders/sign_in.py).
     """
-    placing = WithStartWorkflowOperation(
-        OrderWorkflow.run,
+    placing: WithStartWorkflowOperation[Any, OrderResult] = WithStartWorkflowOperation(
+        ORDER_WORKFLOW,
         order,
         id=order_id,
         task_queue=task_queue,
+        result_type=OrderResult,
         # The order ID is the idempotency key: an order, even a finished one, is placed once.
         id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
         id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
@@ -57,7 +63,10 @@ async def place_order(
         # payment takes (for ever, while a service never answers in time).
         return await asyncio.wait_for(
             client.execute_update_with_start_workflow(
-                OrderWorkflow.payment_settled, placed_by, start_workflow_operation=placing
+                PAYMENT_SETTLED,
+                placed_by,
+                start_workflow_operation=placing,
+                result_type=PaymentSettled,
             ),
             NO_WORKER_SECONDS,
         )
