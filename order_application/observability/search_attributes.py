@@ -35,14 +35,16 @@ class StepListing:
     """An order's OrderStep and OrderTotalCents, kept current from inside OrderWorkflow."""
 
     def __init__(self) -> None:
-        self._shown: OrderStep | None = None
+        self._listed_step: OrderStep | None = None
         self._every_step: bool | None = None
 
     def show(self, step: OrderStep, total_cents: int) -> None:
         if self._every_step is None:  # At the first step, where orders placed before upserted.
             self._every_step = not workflow.patched(LISTED_AT_MILESTONES)
-        if self._every_step or step in LISTED_STEPS or self._shown == OrderStep.AWAITING_APPROVAL:
-            self._shown = step
+        # Listed as awaiting approval: it must not stay so once the order has moved on.
+        was_awaited = self._listed_step == OrderStep.AWAITING_APPROVAL
+        if self._every_step or step in LISTED_STEPS or was_awaited:
+            self._listed_step = step
             workflow.upsert_search_attributes(
                 [ORDER_STEP.value_set(step), ORDER_TOTAL_CENTS.value_set(total_cents)]
             )
