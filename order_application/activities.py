@@ -1,13 +1,14 @@
 """The order's activities: each one calls one simulated service with the order as its key."""
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import date, timedelta
 from typing import Any
 
 from temporalio import activity
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ApplicationError
+from temporalio.workflow import ActivityCancellationType
 
 from shared import (
     CompensationResult,
@@ -43,6 +44,9 @@ SERVICE_CALL_TIMEOUT = timedelta(seconds=5)
 PACKING_TIMEOUT = timedelta(minutes=10)
 PACKING_HEARTBEAT_TIMEOUT = timedelta(seconds=5)
 
+# A step stopped by a cancel is compensated only once its activity has really stopped.
+STOP_BEFORE_UNDOING = ActivityCancellationType.WAIT_CANCELLATION_COMPLETED
+
 # Payment retries transient errors; a bad card, or a payment refunded before, never works again.
 PAYMENT_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1),
@@ -55,7 +59,8 @@ PAYMENT_RETRY = RetryPolicy(
 )
 
 # Every other call, and every compensation: no attempt cap and no overall deadline, so an outage
-# of any length is ridden out; retries at most 10 s apart, so recovery follows quickly.
+# of any length is ridden out; retries at most 10 s apart, so recovery follows quickly. Only an
+# answer that retrying cannot change ends it: out of stock, or a step that was already undone.
 UNTIL_IT_WORKS = RetryPolicy(
     initial_interval=timedelta(seconds=1),
     backoff_coefficient=2.0,
@@ -314,3 +319,7 @@ class OrderActivities:
             self.refund_payment,
             self.release_inventory,
         ]
+
+
+Screening = Callable[[OrderActivities, PolicyCheck], Awaitable[PolicyDecision]]
+"""check_policy or recheck_fraud: a check whose denial ends the order."""

@@ -377,8 +377,12 @@ class OrderStatus(Message):
     cancel_reason: str = ""
     compensations: list[CompensationResult] = []
 
-    def decision_refusal(self) -> tuple[DecisionRefused, str] | None:
-        """Why an approval or rejection would be refused now; None while the order awaits one."""
+    def decision_refusal(
+        self, decided: ApproveOrder | RejectOrder | None = None, placed_by: str = ""
+    ) -> tuple[DecisionRefused, str] | None:
+        """Why an approval or rejection would be refused now; None while the order awaits one.
+        Four eyes: whoever signed in to place the order (`placed_by`) may not sign in to approve
+        it too."""
         if self.decision is not None:
             return DecisionRefused.ALREADY_DECIDED, f"was already {self.decision}"
         if self.approval == ApprovalState.NOT_REQUIRED:
@@ -389,9 +393,27 @@ class OrderStatus(Message):
             why = f"is being cancelled: {self.cancel_reason}"
         elif self.step != OrderStep.AWAITING_APPROVAL:
             why = f"is not awaiting approval: it is {self.step}"
+        elif (
+            isinstance(decided, ApproveOrder)
+            and Proof.of(decided.proof) == Proof.SIGNED_IN
+            and decided.by == placed_by
+            and placed_by
+        ):
+            return (
+                DecisionRefused.FOUR_EYES,
+                f"was placed by {placed_by}, who may not approve it too",
+            )
         else:
             return None
         return DecisionRefused.NOT_AWAITING_APPROVAL, why
+
+    def cancel_refusal(self) -> str | None:
+        """Why a cancel would be refused now: the parcel is on its way, or the order has ended."""
+        if self.cancel_reason:
+            return "the order is already being cancelled"
+        if self.step in TOO_LATE_TO_CANCEL:
+            return f"too late to cancel: the order is {self.step}"
+        return None
 
 
 class OrderResult(Message):

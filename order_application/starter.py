@@ -57,7 +57,7 @@ async def main() -> int:
     try:
         paid = await place_order(client, settings.task_queue, args.order, order_id, placed_by)
     except PaymentRefused as refused:
-        # Refused or failed before it was charged: the order is undoing what it did, if anything.
+        # Ended before its payment answer (policy, card or fraud re-check): it undoes what it did.
         # Why it failed, as the order says it: server-held text, escaped like every such line.
         print(printable(f"Order {order_id} failed: {refused.reason}"), flush=True)
         if not args.no_wait and (compensations := await undone(handle)):

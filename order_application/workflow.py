@@ -1,13 +1,12 @@
 """OrderWorkflow: check, pay, await approval, reserve, pack, deliver, confirm; undo on failure."""
 
 import asyncio
-from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import NoReturn, TypeVar
 
 from temporalio import workflow
 from temporalio.exceptions import ApplicationError, FailureError
-from temporalio.workflow import ActivityCancellationType, ActivityHandle
+from temporalio.workflow import ActivityHandle
 
 # Deterministic modules with no side effects at import: the sandbox shares them with every order
 # instead of importing them afresh for each, and still checks this module's own code.
@@ -17,6 +16,7 @@ with workflow.unsafe.imports_passed_through():
         PACKING_TIMEOUT,
         PAYMENT_RETRY,
         SERVICE_CALL_TIMEOUT,
+        STOP_BEFORE_UNDOING,
         UNTIL_IT_WORKS,
         ConfirmationRequest,
         DeliveryRequest,
@@ -24,23 +24,21 @@ with workflow.unsafe.imports_passed_through():
         PackingRequest,
         PaymentRequest,
         PolicyCheck,
-        PolicyDecision,
         RefundRequest,
         ReleaseRequest,
         ReservationRequest,
+        Screening,
     )
-    from observability.metrics import approval_wait_timed, order_completed, order_failed
+    from observability.metrics import approval_wait_timed, order_ended
     from observability.search_attributes import StepListing
     from saga.compensations import Compensations, despite_cancel, done_or_stopped, reason
     from shared import (
-        TOO_LATE_TO_CANCEL,
         ApprovalState,
         ApproveOrder,
         CancelAccepted,
         CancelOrder,
         Confirmation,
         Decision,
-        DecisionRefused,
         Order,
         OrderError,
         OrderFailure,
@@ -56,12 +54,6 @@ with workflow.unsafe.imports_passed_through():
         Reservation,
         Shipment,
     )
-
-# A step stopped by a cancel is compensated only once its activity has really stopped.
-STOP_BEFORE_UNDOING = ActivityCancellationType.WAIT_CANCELLATION_COMPLETED
-
-# The patch ID of release 2's fraud re-check: recorded in the history of every order that takes it.
-FRAUD_RECHECK = "fraud-recheck"
 
 R = TypeVar("R")
 
@@ -79,7 +71,7 @@ class OrderWorkflow:
         # The payment_settled update's answer, once the order is charged or cannot be.
         self._paid: PaymentSettled | None = None
         self._unpaid: ApplicationError | None = None
-        self._compensations = Compensations()
+        self._undo = Compensations()  # What undoes each step taken, run if the order cannot go on.
         self._listing = StepListing()
 
     @workflow.run
@@ -95,7 +87,8 @@ class OrderWorkflow:
             if self.takes_fraud_recheck():
                 await self._screen(order, OrderStep.RECHECKING_FRAUD, OrderActivities.recheck_fraud)
             self._paid = PaymentSettled.of(payment, order)  # payment_settled's answer
-            await self._wait_for_approval(order)
+            if order.needs_approval:
+                await self._wait_for_approval(order)
             reservation = await self._reserve_inventory(order)
             packing = await self._pack_items(order) if order.pack else None
         except asyncio.CancelledError:  # Cancelled through Temporal itself (e.g. the Web UI).
@@ -124,12 +117,7 @@ class OrderWorkflow:
 
     # --- Steps, in the order they run ----------------------------------------------------------
 
-    async def _screen(
-        self,
-        order: Order,
-        step: OrderStep,
-        check: Callable[[OrderActivities, PolicyCheck], Awaitable[PolicyDecision]],
-    ) -> None:
+    async def _screen(self, order: Order, step: OrderStep, check: Screening) -> None:
         """The policy check, or release 2's fraud re-check: a denial ends the order."""
         self._enter(step)
         decision = await self._unless_cancelled(
@@ -145,9 +133,7 @@ class OrderWorkflow:
             raise _failure(f"Order denied: {decision.reason}", OrderError.POLICY_DENIED)
 
     async def _charge_payment(self, order: Order) -> Payment:
-        self._compensations.add(
-            OrderActivities.refund_payment, RefundRequest(order_id=self._order_id)
-        )
+        self._undo.add(OrderActivities.refund_payment, RefundRequest(order_id=self._order_id))
         self._enter(OrderStep.CHARGING_PAYMENT)
         return await self._unless_cancelled(
             workflow.start_activity_method(
@@ -160,9 +146,7 @@ class OrderWorkflow:
         )
 
     async def _wait_for_approval(self, order: Order) -> None:
-        """A person approves or rejects within the order's timeout, unless it needs no approval."""
-        if self._approval == ApprovalState.NOT_REQUIRED:
-            return
+        """A person approves or rejects within the order's timeout."""
         self._enter(OrderStep.AWAITING_APPROVAL)
         with approval_wait_timed(lambda: self._approval):
             try:
@@ -179,9 +163,7 @@ class OrderWorkflow:
 
     async def _reserve_inventory(self, order: Order) -> Reservation:
         self.before_reserving(order)
-        self._compensations.add(
-            OrderActivities.release_inventory, ReleaseRequest(order_id=self._order_id)
-        )
+        self._undo.add(OrderActivities.release_inventory, ReleaseRequest(order_id=self._order_id))
         self._enter(OrderStep.RESERVING_INVENTORY)
         return await self._unless_cancelled(
             workflow.start_activity_method(
@@ -207,7 +189,6 @@ class OrderWorkflow:
         )
 
     async def _deliver(self, order: Order) -> Shipment:
-        # Past this point the order can no longer be cancelled (see TOO_LATE_TO_CANCEL).
         self._move_to(OrderStep.DELIVERING)
         return await workflow.execute_activity_method(
             OrderActivities.deliver_order,
@@ -228,10 +209,10 @@ class OrderWorkflow:
     # --- Seams: the two places where other deploys of this workflow differ (see deploys/) -------
 
     def takes_fraud_recheck(self) -> bool:
-        """Release 2 added the fraud re-check. `patched` is True for an order that reaches this
-        point on release 2, and False when a worker replays an order that passed it on release 1:
-        such an order keeps the steps it already took, and its history still replays."""
-        return workflow.patched(FRAUD_RECHECK)
+        """Release 2 added the fraud re-check as the patch "fraud-recheck": True for an order that
+        reaches this point on release 2; False when a worker replays one that passed it on release
+        1, which keeps the steps it took, so that its history still replays."""
+        return workflow.patched("fraud-recheck")
 
     def before_reserving(self, order: Order) -> None:
         """Nothing in this release. The deploy with a bug raises here: after the approval, before
@@ -242,7 +223,8 @@ class OrderWorkflow:
     @workflow.update
     async def payment_settled(self, placing: Placing | None = None) -> PaymentSettled:
         """The early return: starter.py sends it with the start, and it answers once the order is
-        charged, or fails with the reason it cannot be. The first signed-in placing stands."""
+        charged and the charge re-checked, or fails with the reason why not. The first signed-in
+        placing stands."""
         if placing and Proof.of(placing.proof) == Proof.SIGNED_IN and not self._placed_by:
             self._placed_by = placing.by
         await workflow.wait_condition(lambda: self._paid is not None or self._unpaid is not None)
@@ -266,12 +248,7 @@ class OrderWorkflow:
 
     @approve.validator
     def _approve_while_awaited(self, approval: ApproveOrder | None = None) -> None:
-        self._check_decidable("approve")
-        # Four eyes: whoever signed in to place the order may not sign in to approve it too.
-        signed_in = approval and Proof.of(approval.proof) == Proof.SIGNED_IN
-        if signed_in and approval and self._placed_by and approval.by == self._placed_by:
-            why = f"order {self._order_id} was placed by {approval.by}, who may not approve it too"
-            self._refuse("approve", why, DecisionRefused.FOUR_EYES)
+        self._check_decidable("approve", approval)
 
     @workflow.update
     def reject(self, rejection: RejectOrder | None = None) -> Decision:
@@ -279,7 +256,7 @@ class OrderWorkflow:
 
     @reject.validator
     def _reject_while_awaited(self, rejection: RejectOrder | None = None) -> None:
-        self._check_decidable("reject")
+        self._check_decidable("reject", rejection)
 
     # The signals stay for the Web UI's Send a Signal and bare CLI signals: the first decision while
     # the approval is pending counts. One the converter cannot read is dropped with a warning.
@@ -300,11 +277,9 @@ class OrderWorkflow:
         return CancelAccepted(step=self._step)
 
     @cancel_order.validator
-    def _only_before_delivery(self, request: CancelOrder | None = None) -> None:
-        if self._cancel_reason is not None:
-            self._refuse("cancel_order", "the order is already being cancelled")
-        if self._step in TOO_LATE_TO_CANCEL:
-            self._refuse("cancel_order", f"too late to cancel: the order is {self._step}")
+    def _while_cancellable(self, request: CancelOrder | None = None) -> None:
+        if why := self.get_status().cancel_refusal():
+            self._refuse("cancel_order", why)
 
     @workflow.query
     def get_status(self) -> OrderStatus:
@@ -315,7 +290,7 @@ class OrderWorkflow:
             total_cents=self._total_cents,
             decision=self._decision,
             cancel_reason=self._cancel_reason or "",
-            compensations=list(self._compensations.undone),
+            compensations=list(self._undo.undone),
         )
 
     def _decide(
@@ -328,9 +303,10 @@ class OrderWorkflow:
         self._decision = Decision.made(approval, decided, workflow.now(), proof)
         return self._decision
 
-    def _check_decidable(self, update: str) -> None:
-        """Refuses a decision unless the order awaits approval and nobody has decided yet."""
-        if refusal := self.get_status().decision_refusal():
+    def _check_decidable(self, update: str, decided: ApproveOrder | RejectOrder | None) -> None:
+        """Refuses a decision unless the order awaits approval and nobody has decided yet, and an
+        approval by whoever signed in to place the order (four eyes)."""
+        if refusal := self.get_status().decision_refusal(decided, self._placed_by):
             error_type, why = refusal
             self._refuse(update, f"order {self._order_id} {why}", error_type)
 
@@ -370,23 +346,17 @@ class OrderWorkflow:
         if self._paid is None:  # The payment_settled answer of an order never charged.
             self._unpaid = ApplicationError(message, type=error_type, non_retryable=True)
         self._move_to(OrderStep.COMPENSATING)
-        await despite_cancel(self._compensations.run())
+        await despite_cancel(self._undo.run())
         self._move_to(OrderStep.FAILED)
-        order_failed(error_type or "Unknown")
-        # The type, not the message: "card expired 12/23" is customer data, kept encrypted in the
-        # history; the log is kept in clear.
-        workflow.logger.info(
-            "Order %s ended at %s: %s", self._order_id, failed_step, error_type or "failed"
-        )
+        order_ended(self._order_id, failed_step, error_type)
         await workflow.wait_condition(workflow.all_handlers_finished)
-        undone = self._compensations.undone
+        undone = self._undo.undone
         failure = OrderFailure(step=failed_step, compensations=undone, decision=self._decision)
         return ApplicationError(message, failure, type=error_type, non_retryable=True)
 
     async def _end_delivered(self) -> None:
         self._move_to(OrderStep.COMPLETED)
-        workflow.logger.info("Order %s completed", self._order_id)
-        order_completed()
+        order_ended(self._order_id)
         # Every update still running answers before the order ends; the server would fail it.
         await workflow.wait_condition(workflow.all_handlers_finished)
 

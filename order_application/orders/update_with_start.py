@@ -24,8 +24,9 @@ PAYMENT_SETTLED = "payment_settled"
 
 
 class PaymentRefused(Exception):
-    """The order was refused, or failed, before it was charged; it undoes what it did, if
-    anything. `reason` is the order's own one line, such as `card expired 12/23`."""
+    """The order ended before its payment answer: refused by the policy, its card declined, or
+    flagged by the fraud re-check that follows the charge; it undoes what it did, if anything.
+    `reason` is the order's own one line, such as `card expired 12/23`."""
 
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
