@@ -1,4 +1,4 @@
-"""The benchmark's yardstick: a workflow of the order's shape that does nothing else."""
+"""The benchmarks' yardsticks: workflows of the order's shape that do nothing else."""
 
 from datetime import timedelta
 
@@ -55,3 +55,26 @@ class BaselineWorkflow:
     @workflow.update
     def approve_update(self) -> None:
         self._approved = True
+
+
+# The starter's floor (benchmarks/starter_latency.py, run by floor_worker.py): the order's shape up
+# to its payment answer and nothing else. An update that answers after the three steps before the
+# approval, as payment_settled does after check_policy, process_payment and recheck_fraud.
+@workflow.defn
+class FloorWorkflow:
+    def __init__(self) -> None:
+        self._answer: str | None = None
+
+    @workflow.run
+    async def run(self) -> None:
+        for step in STEPS_BEFORE_APPROVAL:
+            await workflow.execute_activity(no_op, step, start_to_close_timeout=STEP_TIMEOUT)
+        self._answer = "paid"
+        # The workflow ends once the update has answered, not before.
+        await workflow.wait_condition(workflow.all_handlers_finished)
+
+    @workflow.update
+    async def payment_settled(self) -> str:
+        await workflow.wait_condition(lambda: self._answer is not None)
+        assert self._answer is not None
+        return self._answer

@@ -2,15 +2,12 @@
 and of the baseline workflow's approval by update."""
 
 import json
-import os
-import signal
-import subprocess
-import sys
 import uuid
 from pathlib import Path
 from typing import Any
 
 import pytest
+from support.benchmark_runs import run_to_end
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
@@ -33,23 +30,9 @@ def run_benchmark(tmp_path: Path, *args: str) -> tuple[str, dict[str, Any], list
     """Runs the benchmark on dev servers of its own; returns what it printed, its JSON, and the
     names of the charts it drew next to the JSON."""
     output = tmp_path / "result.json"
-    # Without TEMPORAL_ADDRESS the benchmark starts (and stops) a server of its own.
-    environment = {k: v for k, v in os.environ.items() if k != "TEMPORAL_ADDRESS"}
-    with subprocess.Popen(
-        [sys.executable, str(BENCHMARK), *args, "--output", str(output)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=environment,
-    ) as benchmark:
-        try:
-            stdout, stderr = benchmark.communicate(timeout=RUN_TIMEOUT_SECONDS)
-        except subprocess.TimeoutExpired:
-            # SIGTERM, not SIGKILL: the benchmark then stops its server and workers itself.
-            benchmark.send_signal(signal.SIGTERM)
-            stdout, stderr = benchmark.communicate(timeout=30)
-            raise AssertionError(f"the benchmark hung:\n{stdout}\n{stderr}") from None
-    assert benchmark.returncode == 0, f"exit code {benchmark.returncode}:\n{stdout}\n{stderr}"
+    stdout = run_to_end(
+        BENCHMARK, *args, "--output", str(output), timeout_seconds=RUN_TIMEOUT_SECONDS
+    )
     charts = sorted(tmp_path.glob("result-*.png"))
     for chart in charts:
         assert chart.read_bytes().startswith(b"\x89PNG"), chart

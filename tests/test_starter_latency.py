@@ -1,13 +1,10 @@
 """Smoke test of benchmarks/starter_latency.py: a tiny run times both sides and reports them."""
 
 import json
-import os
-import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from support.benchmark_runs import run_to_end
 
 pytestmark = pytest.mark.e2e
 
@@ -19,21 +16,9 @@ RUN_TIMEOUT_SECONDS = 240
 
 def test_a_tiny_run_times_the_starters_answer_against_the_floor(tmp_path: Path) -> None:
     output = tmp_path / "result.json"
-    with subprocess.Popen(
-        [sys.executable, str(BENCHMARK), "--runs", "2", "--output", str(output)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={k: v for k, v in os.environ.items() if k != "TEMPORAL_ADDRESS"},
-    ) as benchmark:
-        try:
-            stdout, stderr = benchmark.communicate(timeout=RUN_TIMEOUT_SECONDS)
-        except subprocess.TimeoutExpired:
-            # SIGTERM, not SIGKILL: the benchmark then stops its server and workers itself.
-            benchmark.send_signal(signal.SIGTERM)
-            stdout, stderr = benchmark.communicate(timeout=30)
-            raise AssertionError(f"the benchmark hung:\n{stdout}\n{stderr}") from None
-    assert benchmark.returncode == 0, f"exit code {benchmark.returncode}:\n{stdout}\n{stderr}"
+    stdout = run_to_end(
+        BENCHMARK, "--runs", "2", "--output", str(output), timeout_seconds=RUN_TIMEOUT_SECONDS
+    )
 
     assert "to the payment answer, p50 (ms)" in stdout
     assert "to the payment answer, p90 (ms)" in stdout
