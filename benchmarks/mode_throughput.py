@@ -21,6 +21,7 @@ from benchmarks.servers import BenchmarkError, Run, server_for_phase, workers
 # Targets from the issue; reported as PASS or FAIL, never enforced.
 MIN_THROUGHPUT_RATIO = 0.95
 MAX_WORKER_CPU_RATIO = 1.10
+MAX_SERVER_CPU_RATIO = 1.10
 MAX_SINGLE_ORDER_LATENCY_RATIO = 1.10
 
 
@@ -102,6 +103,18 @@ async def throughput(args: argparse.Namespace, run: Run) -> dict[str, Any]:
                 ratios["single_order_latency"],
                 "<=",
                 MAX_SINGLE_ORDER_LATENCY_RATIO,
+            ),
+            *(
+                [
+                    target(
+                        "server CPU per order ratio",
+                        ratios["server_cpu_per_order"],
+                        "<=",
+                        MAX_SERVER_CPU_RATIO,
+                    )
+                ]
+                if "server_cpu_per_order" in ratios
+                else []
             ),
         ],
         "all_completed": all(p.batch.completed == p.batch.orders for p in phases),

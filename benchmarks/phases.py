@@ -129,12 +129,16 @@ def phase_json(phase: Phase) -> dict[str, Any]:
 
 
 def project_over_baseline(project: dict[str, Any], baseline: dict[str, Any]) -> dict[str, float]:
-    """The project's numbers over the baseline's, from two summaries."""
-    return {
+    """The project's numbers over the baseline's, from two summaries; the server's CPU too when
+    the benchmark ran the server (not with TEMPORAL_ADDRESS)."""
+    cpu, baseline_cpu = project["cpu_ms_per_order"], baseline["cpu_ms_per_order"]
+    ratios = {
         "orders_per_second": project["orders_per_second"] / baseline["orders_per_second"],
         "latency_p50": project["latency_ms"]["p50"] / baseline["latency_ms"]["p50"],
         "latency_p99": project["latency_ms"]["p99"] / baseline["latency_ms"]["p99"],
-        "worker_cpu_per_order": project["cpu_ms_per_order"]["worker"]
-        / baseline["cpu_ms_per_order"]["worker"],
+        "worker_cpu_per_order": cpu["worker"] / baseline_cpu["worker"],
         "worker_peak_rss": project["worker_peak_rss_mb"] / baseline["worker_peak_rss_mb"],
     }
+    if "server" in cpu and "server" in baseline_cpu:
+        ratios["server_cpu_per_order"] = cpu["server"] / baseline_cpu["server"]
+    return ratios

@@ -101,6 +101,7 @@ def throughput_table(report: dict[str, Any]) -> str:
                 f"{name.replace('_', ' ')} CPU per order (ms)",
                 project["cpu_ms_per_order"][name],
                 baseline["cpu_ms_per_order"][name],
+                target=checks.get(f"{name} CPU per order ratio", ""),
             )
             for name in project["cpu_ms_per_order"]
             if name != "worker"

@@ -70,7 +70,12 @@ def test_throughput_mode_runs_every_order_of_both_sides(tmp_path: Path) -> None:
         "throughput ratio",
         "worker CPU per order ratio",
         "single-order latency ratio",
+        "server CPU per order ratio",
     ]
+    server_target = report["targets"][-1]
+    assert server_target["measured"] == pytest.approx(report["ratios"]["server_cpu_per_order"])
+    assert server_target["limit"] == 1.10
+    assert "server CPU per order (ms)" in stdout
     assert report["all_completed"] is True
     assert charts == ["result-latency-cdf.png"]
 
