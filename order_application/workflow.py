@@ -29,7 +29,8 @@ with workflow.unsafe.imports_passed_through():
         ReservationRequest,
         Screening,
     )
-    from observability.metrics import approval_wait_timed, order_ended
+    from observability.metrics import approval_wait_timed
+    from observability.outcome import order_ended
     from observability.search_attributes import StepListing
     from saga.compensations import Compensations, despite_cancel, done_or_stopped, reason
     from shared import (

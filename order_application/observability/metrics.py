@@ -1,5 +1,4 @@
-"""The orders' own metrics, beside the SDK's, served to Prometheus by worker.py --metrics-port;
-and the log line that says how an order ended."""
+"""The orders' own metrics, beside the SDK's: served to Prometheus by worker.py --metrics-port."""
 
 # The workflow records them through its metric meter, which records nothing while a workflow
 # replays its history: each order counts once, however often a worker rebuilds it.
@@ -43,19 +42,15 @@ def prometheus_runtime(bind_address: str) -> Runtime:
 # --- Recorded from inside OrderWorkflow ----------------------------------------------------------
 
 
-def order_ended(order_id: str, failed_at: str | None = None, error_type: str | None = None) -> None:
-    """Logs how the order ended and counts it: completed, or failed at a step with an error type,
-    such as CardExpired. The type, not the message: "card expired 12/23" is customer data, kept
-    encrypted in the history, while the log and the metrics are kept in clear."""
-    meter = workflow.metric_meter()
-    if failed_at is None:
-        workflow.logger.info("Order %s completed", order_id)
-        meter.create_counter(ORDERS_COMPLETED, "Orders delivered").add(1)
-        return
-    workflow.logger.info("Order %s ended at %s: %s", order_id, failed_at, error_type or "failed")
-    meter.create_counter(ORDERS_FAILED, "Orders that ended without delivery, by error type").add(
-        1, {"error_type": error_type or "Unknown"}
-    )
+def order_completed() -> None:
+    workflow.metric_meter().create_counter(ORDERS_COMPLETED, "Orders delivered").add(1)
+
+
+def order_failed(error_type: str) -> None:
+    """`error_type` is the failure's type, such as CardExpired or ApprovalTimedOut."""
+    workflow.metric_meter().create_counter(
+        ORDERS_FAILED, "Orders that ended without delivery, by error type"
+    ).add(1, {"error_type": error_type})
 
 
 @contextmanager
