@@ -18,7 +18,8 @@ from datetime import timedelta
 from temporalio.worker import Worker
 
 from activities import OrderActivities
-from command_line.connection import connect_or_start_dev_server, load_settings, web_ui
+from command_line.connection import load_settings, web_ui
+from command_line.dev_server import connect_or_start_dev_server
 from command_line.exit import EXIT_OK, run
 from command_line.worker_options import (
     approvers,

@@ -16,7 +16,8 @@ from orders.update_with_start import place_order
 from shared import OrderStep
 from shop.services import Services
 
-# workflow.py and what only the worker runs: its activities, services, saga, metrics and deploys.
+# workflow.py and what only the worker runs: its activities, services, saga, metrics, deploys and
+# the local dev server it starts.
 WORKER_MODULES = (
     "workflow",
     "activities",
@@ -24,6 +25,7 @@ WORKER_MODULES = (
     "saga",
     "observability.metrics",
     "deploys",
+    "command_line.dev_server",
 )
 
 

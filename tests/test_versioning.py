@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from support.scripts import BY_ME, VALID_CARD
 
-from command_line.connection import DEV_SERVER_DYNAMIC_CONFIG
+from command_line.dev_server import DEV_SERVER_DYNAMIC_CONFIG
 from harness.processes import (
     TEMPORAL_CLI,
     DevServer,

