@@ -124,6 +124,33 @@ def wait_for_port(
     raise TimeoutError(f"nothing listens on port {port} after {timeout} s")
 
 
+def wait_until_serving(
+    address: str, process: subprocess.Popen[bytes], timeout: float = 60.0
+) -> None:
+    """Returns once the server at `address` answers a call on its default namespace: its frontend
+    listens a moment before it serves, and refuses calls until then ("Frontend is not healthy
+    yet"). Fails at once if `process` (the server) exits."""
+    command = [
+        str(TEMPORAL_CLI), "operator", "namespace", "describe", "--namespace", "default",
+        "--address", address,
+    ]  # fmt: skip
+    # The CLI alone, as the dev server's own: no profile of the shell's may point it elsewhere.
+    env = {key: value for key, value in os.environ.items() if not key.startswith("TEMPORAL_")}
+    deadline = time.monotonic() + timeout
+    while True:
+        with suppress(subprocess.TimeoutExpired):
+            answer = subprocess.run(
+                command, stdin=subprocess.DEVNULL, capture_output=True, env=env, timeout=10
+            )
+            if answer.returncode == 0:
+                return
+        if process.poll() is not None:
+            raise RuntimeError(f"the server exited with code {process.returncode}")
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"the server at {address} does not serve after {timeout:g} s")
+        time.sleep(0.2)
+
+
 @dataclass
 class DevServer:
     """`temporal server start-dev` on a free port, optionally keeping its state in a file."""
@@ -144,12 +171,14 @@ class DevServer:
         return f"127.0.0.1:{self.port}"
 
     def start(self) -> None:
-        """Starts the server; returns once it listens. If its port was taken meanwhile, it starts
+        """Starts the server; returns once it serves. If its port was taken meanwhile, it starts
         again on another."""
         for attempt in range(START_ATTEMPTS):
             self.launch()
+            assert self.process is not None
             try:
                 wait_for_port(self.port, process=self.process)
+                wait_until_serving(self.address, self.process)
                 return
             except RuntimeError:
                 if attempt == START_ATTEMPTS - 1:

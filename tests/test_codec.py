@@ -38,6 +38,7 @@ from harness.processes import (
     script_env,
     status_saying,
     wait_for_port,
+    wait_until_serving,
 )
 from observability.search_attributes import dev_server_options
 from payloads.codec import (
@@ -90,6 +91,7 @@ class UiDevServer(DevServer):
             try:
                 wait_for_port(self.port, process=self.process)
                 wait_for_port(self.ui_port, process=self.process)
+                wait_until_serving(self.address, self.process)
                 if port_is_free(self.codec_port):
                     return
             except RuntimeError:  # It exited: one of its ports was taken.
